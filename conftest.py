@@ -1,0 +1,11 @@
+"""Test-session setup shared by ``tests/`` and the doctests in ``wsl_jax/``.
+
+Multi-device tests run on the CPU with eight virtual devices; the flag must be set
+before JAX initialises its backends, which is why it lives here, at the root.
+"""
+import os
+
+_FLAG = "--xla_force_host_platform_device_count=8"
+if _FLAG not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _FLAG).strip()
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
