@@ -1,0 +1,89 @@
+"""tfds builder ``cluttered_mnist``: the cluttered-canvas generator over the full MNIST (28x28).
+
+The IDX files are read from a local directory, resolved in this order: the ``mnist_dir`` builder
+argument, the config's ``source_dir``, the ``WSL_JAX_MNIST_DIR`` environment variable, then
+``../shared/data/mnist`` (relative to the working directory). Source pools are disjoint: train uses
+the first 5/6 of MNIST-train (images ``0 .. 49,999``), validation the rest (``50,000 .. 59,999``), test the 10,000
+MNIST-test (t10k) images. ``source_index`` is the index in the IDX file the digit came from.
+
+Features are those of ``cluttered_digits`` (see ``wsl_jax.data.cluttered_digits``).
+
+Example (not run)::
+
+    builder = ClutteredMnist(config="tiny", data_dir="/tmp/tfds", mnist_dir="../shared/data/mnist")
+    builder.download_and_prepare(file_format="array_record")
+    source = builder.as_data_source(split="test")
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from wsl_jax.data.clutter import DigitPool
+from wsl_jax.data.cluttered_digits import ClutteredBuilder, ClutteredConfig
+from wsl_jax.data.idx import load_mnist
+
+MNIST_DIR_ENV = "WSL_JAX_MNIST_DIR"
+DEFAULT_MNIST_DIR = "../shared/data/mnist"
+NUM_MNIST_TRAIN_POOL = 50_000
+
+
+def resolve_mnist_dir(mnist_dir: str | os.PathLike | None = None, config_dir: str | None = None) -> Path:
+    """The MNIST directory: argument, else config, else ``$WSL_JAX_MNIST_DIR``, else the shared default.
+
+    >>> str(resolve_mnist_dir("/data/mnist"))
+    '/data/mnist'
+    """
+    for candidate in (mnist_dir, config_dir, os.environ.get(MNIST_DIR_ENV)):
+        if candidate:
+            return Path(candidate)
+    return Path(DEFAULT_MNIST_DIR)
+
+
+class ClutteredMnist(ClutteredBuilder):
+    """Cluttered canvases of MNIST digits (configs ``default`` 64x64 with 50k/10k/10k, ``tiny`` 32x32).
+
+    Extra keyword argument ``mnist_dir``: the folder of the four MNIST IDX files.
+
+    Example (not run)::
+
+        ClutteredMnist(config="tiny", data_dir=d, mnist_dir=m).download_and_prepare(file_format="array_record")
+    """
+
+    SOURCE_DESCRIPTION = ("Digits from MNIST (28x28): train pool = MNIST train 0..49999, validation = "
+                          "MNIST train 50000..59999, test = MNIST t10k.")
+    BUILDER_CONFIGS = [
+        ClutteredConfig(name="default", description="64x64 canvases, 50000/10000/10000 examples.",
+                        num_train=50_000, num_validation=10_000, num_test=10_000, digit_size=(20, 30),
+                        fragment_size=(6, 12)),
+        ClutteredConfig(name="tiny", description="32x32 canvases, 20 examples per split (tests).",
+                        canvas_size=32, num_train=20, num_validation=20, num_test=20,
+                        digit_size=(10, 14), num_fragments=(1, 3), fragment_size=(3, 6)),
+    ]
+    DEFAULT_CONFIG_NAME = "default"
+
+    def __init__(self, *, mnist_dir: str | os.PathLike | None = None, **kwargs):
+        super().__init__(**kwargs)
+        self._mnist_dir = mnist_dir
+
+    @property
+    def mnist_dir(self) -> Path:
+        """Where the MNIST IDX files are read from (see ``resolve_mnist_dir``)."""
+        return resolve_mnist_dir(self._mnist_dir, self.builder_config.source_dir)
+
+    def digit_pools(self) -> dict[str, DigitPool]:
+        """Disjoint MNIST pools: train/validation from MNIST-train, test from t10k."""
+        directory = self.mnist_dir
+        if not directory.is_dir():
+            raise FileNotFoundError(
+                f"MNIST directory {directory} not found; pass mnist_dir=..., set config source_dir, "
+                f"or set ${MNIST_DIR_ENV}")
+        train_images, train_labels = load_mnist(directory, "train")
+        test_images, test_labels = load_mnist(directory, "test")
+        pool = DigitPool(train_images, train_labels)
+        cut = min(NUM_MNIST_TRAIN_POOL, len(pool) * 5 // 6)
+        return {
+            "train": pool.subset(range(cut)),
+            "validation": pool.subset(range(cut, len(pool))),
+            "test": DigitPool(test_images, test_labels),
+        }

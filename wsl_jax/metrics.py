@@ -1,0 +1,241 @@
+"""Evaluation metrics: average precision (three variants), mAP and accuracies.
+
+All functions are pure and jittable (``mode`` and ``num_classes`` are static). Value checks
+(NaN scores, non-binary labels, out-of-range class ids) run only on concrete inputs; under
+``jit`` they are skipped, and invalid values give meaningless results instead of an error.
+
+Average precision conventions (SPEC A6):
+
+* Tied scores form one threshold: precision and recall are evaluated at the *distinct* score
+  values, as :func:`sklearn.metrics.average_precision_score` does, so the result never depends
+  on the order of tied examples.
+* ``"noninterp"``: ``AP = sum_k (R_k - R_{k-1}) P_k`` over thresholds, i.e. the mean over
+  positives of the precision at the positive's threshold. Equals sklearn; without ties, also
+  the official WILDCAT PyTorch meter (which ranks tied scores in sort order).
+* ``"voc07"``: VOC 2007 11-point interpolation, ``mean_{t in 0, 0.1, ..., 1} max_{R >= t} P``
+  (0 when no threshold reaches recall ``t``). ``R >= t`` is decided exactly (``10·TP >= k·|P|``);
+  the devkit's ``np.arange(0, 1.1, 0.1)`` drifts above 0.3/0.6/0.7, which we do not copy.
+* ``"allpoint"``: VOC 2010+; area under the monotone envelope ``max_{R' >= R} P(R')`` of the
+  precision-recall curve.
+* ``where`` drops entries (e.g. VOC "difficult" objects at evaluation); a dropped entry counts
+  neither as positive nor as negative.
+* Scores are compared in at least float32 (float64 only with ``jax_enable_x64``): casting
+  float64 scores can create ties that sklearn, working in float64, does not see.
+* A class without any (kept) positive has undefined AP: the result is NaN for that class, and
+  :func:`mean_average_precision` averages over the classes with at least one positive.
+"""
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax import lax
+
+AP_MODES = ("noninterp", "voc07", "allpoint")
+
+__all__ = [
+    "AP_MODES",
+    "average_precision",
+    "mean_average_precision",
+    "top1_accuracy",
+    "per_class_mean_accuracy",
+]
+
+
+def _concrete(*xs) -> bool:
+    return not any(isinstance(x, jax.core.Tracer) for x in xs)
+
+
+def _float(x) -> jax.Array:
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating) or jnp.finfo(x.dtype).bits < 32:
+        x = x.astype(jnp.float32)
+    return x
+
+
+def _check_no_nan(name, x, where):
+    """Raises if a kept entry of concrete ``x`` is NaN (``where``: bool mask broadcast to x)."""
+    if _concrete(x, where) and jnp.issubdtype(x.dtype, jnp.floating):
+        if np.any(np.isnan(np.asarray(x)) & np.asarray(where)):
+            raise ValueError(f"`{name}` contains NaN.")
+
+
+def _prepare_ap(scores, labels, where, mode):
+    if mode not in AP_MODES:
+        raise ValueError(f"`mode` must be one of {AP_MODES}, got {mode!r}.")
+    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    if scores.ndim not in (1, 2):
+        raise ValueError(f"`scores` must have shape (N,) or (N, C), got {scores.shape}.")
+    if labels.shape != scores.shape:
+        raise ValueError(
+            f"`labels` must have the shape of `scores` {scores.shape}, got {labels.shape}.")
+    if where is None:
+        where = jnp.ones(scores.shape, bool)
+    else:
+        where = jnp.asarray(where)
+        if where.shape not in (scores.shape, scores.shape[:1]):
+            raise ValueError(f"`where` must have shape {scores.shape} or {scores.shape[:1]}, "
+                             f"got {where.shape}.")
+        where = jnp.broadcast_to(where.reshape(where.shape + (1,) * (scores.ndim - where.ndim)),
+                                 scores.shape).astype(bool)
+    _check_no_nan("scores", scores, where)
+    if _concrete(labels):
+        values = np.asarray(labels)
+        if not np.isin(values, (0, 1)).all():
+            raise ValueError(f"`labels` must be binary (0/1), got values {np.unique(values)[:10]}.")
+    return scores, labels, where
+
+
+@functools.partial(jax.jit, static_argnames="mode")
+def _ap_columns(scores, labels, where, mode):
+    """Per-column AP of ``(N, C)`` arrays; see the module docstring."""
+    scores = _float(scores)
+    weight = where.astype(scores.dtype)
+    pos = labels.astype(scores.dtype) * weight
+    # Ascending sort of -score = descending score. Dropped entries have zero weight, so they
+    # never move the counts; sending them last also keeps their (possibly NaN) scores out.
+    key = jnp.where(weight > 0, -scores, jnp.inf)
+    key, pos, weight = lax.sort((key, pos, weight), dimension=0, num_keys=1)
+    tp, fp = jnp.cumsum(pos, axis=0), jnp.cumsum(weight - pos, axis=0)
+    last = jnp.ones((1,) + key.shape[1:], bool)
+    is_end = jnp.concatenate([key[1:] != key[:-1], last], axis=0)  # last of its tie group
+    # Counts at the end of each entry's tie group (counts grow, so the next end is the minimum).
+    tp = lax.cummin(jnp.where(is_end, tp, jnp.inf), axis=0, reverse=True)
+    fp = lax.cummin(jnp.where(is_end, fp, jnp.inf), axis=0, reverse=True)
+    n_pos = jnp.sum(pos, axis=0)
+    precision = jnp.where(tp + fp > 0, tp / jnp.maximum(tp + fp, 1), 0.0)
+    safe_n_pos = jnp.maximum(n_pos, 1)
+    if mode == "noninterp":
+        ap = jnp.sum(pos * precision, axis=0) / safe_n_pos
+    elif mode == "allpoint":
+        envelope = lax.cummax(precision, axis=0, reverse=True)
+        ap = jnp.sum(pos * envelope, axis=0) / safe_n_pos
+    else:  # voc07
+        k = jnp.arange(11, dtype=tp.dtype).reshape((11,) + (1,) * tp.ndim)
+        ap = jnp.mean(jnp.max(jnp.where(10 * tp >= k * n_pos, precision, 0.0), axis=1), axis=0)
+    return jnp.where(n_pos > 0, ap, jnp.nan)
+
+
+def average_precision(scores, labels, *, mode: str = "noninterp", where=None) -> jax.Array:
+    """Average precision per class.
+
+    Args:
+      scores: ``(N, C)`` scores (higher means more likely positive), or ``(N,)``.
+      labels: binary labels of the same shape (0/1 or bool).
+      mode: ``"noninterp"`` (sklearn), ``"voc07"`` (11-point) or ``"allpoint"`` (VOC 2010+).
+      where: optional bool mask, ``(N, C)`` or ``(N,)``; False entries are ignored.
+
+    Returns:
+      ``(C,)`` AP per class (a scalar for 1-D input); NaN for a class with no kept positive.
+
+    >>> import jax.numpy as jnp
+    >>> from wsl_jax.metrics import average_precision
+    >>> scores = jnp.array([0.9, 0.8, 0.7, 0.6])
+    >>> labels = jnp.array([1, 0, 1, 0])
+    >>> print(f"{average_precision(scores, labels):.4f}")  # (1/1 + 2/3) / 2
+    0.8333
+    >>> print(f"{average_precision(scores, labels, where=jnp.array([1, 0, 1, 1], bool)):.4f}")
+    1.0000
+    """
+    scores, labels, where = _prepare_ap(scores, labels, where, mode)
+    if scores.ndim == 1:
+        return _ap_columns(scores[:, None], labels[:, None], where[:, None], mode)[0]
+    return _ap_columns(scores, labels, where, mode)
+
+
+def mean_average_precision(scores, labels, *, mode: str = "noninterp", where=None) -> jax.Array:
+    """Mean over classes of :func:`average_precision`, skipping classes without a positive.
+
+    NaN only if no class has a positive.
+
+    >>> import jax.numpy as jnp
+    >>> from wsl_jax.metrics import mean_average_precision
+    >>> scores = jnp.array([[0.9, 0.1, 0.3], [0.2, 0.8, 0.4]])
+    >>> labels = jnp.array([[1, 0, 0], [0, 0, 0]])  # classes 1 and 2 have no positive
+    >>> print(f"{mean_average_precision(scores, labels):.4f}")
+    1.0000
+    """
+    return jnp.nanmean(average_precision(scores, labels, mode=mode, where=where))
+
+
+def _prepare_accuracy(logits, labels, where, num_classes):
+    logits, labels = jnp.asarray(logits), jnp.asarray(labels)
+    if logits.ndim != 2:
+        raise ValueError(f"`logits` must have shape (N, C), got {logits.shape}.")
+    if labels.shape != logits.shape[:1]:
+        raise ValueError(f"`labels` must have shape {logits.shape[:1]} (class ids), "
+                         f"got {labels.shape}.")
+    if not jnp.issubdtype(labels.dtype, jnp.integer):
+        raise ValueError(f"`labels` must hold integer class ids, got dtype {labels.dtype}.")
+    if _concrete(labels) and labels.size:
+        values = np.asarray(labels)
+        if values.min() < 0 or values.max() >= num_classes:
+            raise ValueError(f"`labels` must be class ids in [0, {num_classes}), "
+                             f"got values in [{values.min()}, {values.max()}].")
+    if where is None:
+        weight = jnp.ones(labels.shape, jnp.float32)
+    else:
+        where = jnp.asarray(where)
+        if where.shape != labels.shape:
+            raise ValueError(f"`where` must have shape {labels.shape}, got {where.shape}.")
+        weight = where.astype(jnp.float32)
+    _check_no_nan("logits", logits, weight[:, None] > 0)
+    correct = (jnp.argmax(logits, axis=-1) == labels).astype(jnp.float32)
+    return labels, correct, weight
+
+
+def top1_accuracy(logits, labels, *, where=None) -> jax.Array:
+    """Fraction of examples whose arg-max class (lowest index on ties) is the label.
+
+    Args:
+      logits: ``(N, C)`` scores.
+      labels: ``(N,)`` integer class ids in ``[0, C)``.
+      where: optional ``(N,)`` bool mask of the examples that count.
+
+    Returns:
+      A scalar; NaN if no example counts.
+
+    >>> import jax.numpy as jnp
+    >>> from wsl_jax.metrics import top1_accuracy
+    >>> logits = jnp.array([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
+    >>> print(f"{top1_accuracy(logits, jnp.array([0, 1, 1])):.4f}")
+    0.6667
+    """
+    logits = jnp.asarray(logits)
+    num_classes = logits.shape[-1] if logits.ndim else 0
+    _, correct, weight = _prepare_accuracy(logits, labels, where, num_classes)
+    return jnp.sum(correct * weight) / jnp.sum(weight)
+
+
+def per_class_mean_accuracy(logits, labels, *, num_classes: int, where=None) -> jax.Array:
+    """Mean over the classes present in ``labels`` of the per-class top-1 accuracy.
+
+    The ZSL metric (SPEC B3); equals ``sklearn.metrics.balanced_accuracy_score``.
+
+    Args:
+      logits: ``(N, C)`` scores.
+      labels: ``(N,)`` integer class ids in ``[0, num_classes)``.
+      num_classes: static number of classes (usually ``C``).
+      where: optional ``(N,)`` bool mask of the examples that count.
+
+    Returns:
+      A scalar; NaN if no example counts.
+
+    >>> import jax.numpy as jnp
+    >>> from wsl_jax.metrics import per_class_mean_accuracy
+    >>> logits = jnp.array([[2.0, 1.0], [3.0, 0.0], [1.0, 0.0]])
+    >>> labels = jnp.array([0, 0, 1])  # class 0: 2/2, class 1: 0/1
+    >>> print(f"{per_class_mean_accuracy(logits, labels, num_classes=2):.4f}")
+    0.5000
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
+            or num_classes <= 0:
+        raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}.")
+    labels, correct, weight = _prepare_accuracy(logits, labels, where, int(num_classes))
+    count = jax.ops.segment_sum(weight, labels, num_segments=num_classes)
+    hits = jax.ops.segment_sum(correct * weight, labels, num_segments=num_classes)
+    present = count > 0
+    per_class = jnp.where(present, hits / jnp.maximum(count, 1), 0.0)
+    return jnp.sum(per_class) / jnp.sum(present)
