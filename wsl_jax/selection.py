@@ -29,10 +29,20 @@ from jax.scipy.special import ndtr, ndtri
 
 _INT_MAX = np.iinfo(np.int32).max
 _INT_MIN = np.iinfo(np.int32).min
-_COUNT_PASSES = 3  # Counting passes before snapping.
+_COUNT_PASSES = 6  # Counting passes before snapping.
 _SNAP_PASSES = 16  # Snapping passes before the exact fallback.
 
 __all__ = ["selection_masks", "threshold_masks", "exact_masks"]
+
+
+def _count(mask: jax.Array, axis: int) -> jax.Array:
+  """Number of True entries along ``axis`` as int32.
+
+  Accumulates in uint8 when the axis is short enough (exact up to 255 regions): XLA's CPU
+  reductions are about twice as fast on bytes as on int32.
+  """
+  dtype = jnp.uint8 if mask.shape[axis] <= 255 else jnp.int32
+  return jnp.sum(mask, axis=axis, dtype=dtype).astype(jnp.int32)
 
 
 def selection_masks(rows: jax.Array, valid: Optional[jax.Array], ks: Sequence, descending: Sequence[bool]):
@@ -104,7 +114,7 @@ def threshold_masks(rows, valid, ks, descending):
     above = oriented >= m[:, :, None, :]
     if valid is not None:
       above = above & valid[None]
-    return jnp.sum(above, axis=2, dtype=jnp.int32).astype(jnp.float32)
+    return _count(above, axis=2).astype(jnp.float32)
 
   # Rows selecting all or none of their valid regions are done before any pass.
   all_selected = k >= n_valid
@@ -183,7 +193,7 @@ def threshold_masks(rows, valid, ks, descending):
   if valid is not None:
     selected = selected & valid[None]
   selected = selected & ~none_selected[:, :, None, :]
-  done = (state[_F["done"]] > 0) & (jnp.sum(selected, axis=2, dtype=jnp.int32) == k.astype(jnp.int32))
+  done = (state[_F["done"]] > 0) & (_count(selected, axis=2) == k.astype(jnp.int32))
   masks = [selected[i] for i in range(len(ks))]
   # Brackets for the exact path from the counting phase, whose counts are measured (the snapping
   # phase assumed no ties); rows already verified start at their threshold.
