@@ -4,18 +4,19 @@ XLA's CPU sort and top-k are slow, and pooling only needs *which* regions are se
 order. Both algorithms here work on a ``(pre, n, post)`` view (regions on the middle axis, so NHWC class
 maps keep channels minor and every reduction vectorises across channels) and return boolean masks.
 
-1. :func:`threshold_masks` (fast path) searches, per row, a value ``m`` with exactly ``k`` valid
-   scores ``≥ m``. The search is regula falsi (Illinois variant) on the row's count function, in the
-   quantile space of a normal fitted to the row, so a bell-shaped row needs two or three passes. Each
-   pass is one fused counting reduction for the top and bottom selection together. It cannot finish
-   when the k-th and (k+1)-th scores are tied; such rows are reported as unresolved.
+1. :func:`threshold_masks` (fast path) looks, per row, for a value ``m`` with exactly ``k`` valid
+   scores ``≥ m``; the mask is then ``score ≥ m``. Counting passes move a bracket around the k-th
+   score (Newton steps on a normal fitted to the row, then Illinois regula falsi); snapping passes
+   move the nearer end of the bracket onto the next score (one min-reduction each); a final count
+   verifies every row. The top and bottom selections share every pass. Rows whose k-th and
+   (k+1)-th scores are tied have no such ``m`` and are reported unresolved.
 2. :func:`exact_masks` (always exact) bisects the int32 keys that order floats, snapped after every
    step to the nearest keys present in the row (at most ``min(32, distinct values)`` passes), then
    breaks ties by lowest region index with a cumulative sum.
 
-``selection_masks`` runs 1 and falls back to 2 only when some row is unresolved (``lax.cond``).
-Ties: among equal scores the lowest region index is selected first, for the top and bottom sets
-alike; ``-0.0`` equals ``+0.0``.
+``selection_masks`` runs 1 and falls back to 2, started from 1's brackets, only when some row is
+unresolved (``lax.cond``, so the fallback costs nothing otherwise). Ties: among equal scores the
+lowest region index is selected first, for the top and bottom sets alike; ``-0.0`` equals ``+0.0``.
 """
 from __future__ import annotations
 
