@@ -17,6 +17,7 @@ the top and for the bottom set alike (``-0.0`` and ``+0.0`` count as equal). The
 subgradient of the selection: ``1/k⁺`` on each selected top region plus ``λ/k⁻`` on each selected bottom
 region, both where the sets overlap.
 """
+
 from __future__ import annotations
 
 import functools
@@ -41,309 +42,331 @@ __all__ = ["resolve_k", "max_min_pool", "class_wise_mean", "lse_pool", "CONVENTI
 # Static argument checking
 # --------------------------------------------------------------------------------------------------
 def _check_convention(convention: str) -> None:
-  if convention not in CONVENTIONS:
-    raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}.")
+    if convention not in CONVENTIONS:
+        raise ValueError(f"convention must be one of {CONVENTIONS}, got {convention!r}.")
 
 
-def resolve_k(k, n: int, *, convention: str = "paper", name: str = "k", allow_zero: bool = False) -> int:
-  """Resolves a region count ``k`` (an int count or a float fraction) for ``n`` regions.
+def resolve_k(
+    k, n: int, *, convention: str = "paper", name: str = "k", allow_zero: bool = False
+) -> int:
+    """Resolves a region count ``k`` (an int count or a float fraction) for ``n`` regions.
 
-  Args:
-    k: an ``int`` count (clamped to ``n``) or, in the paper convention, a ``float`` fraction in
-      ``(0, 1]`` resolved to ``max(1, floor(k·n + 0.5))``. See the module docstring for the
-      ``"wildcat"`` rule.
-    n: the number of regions, ``n ≥ 1``.
-    convention: ``"paper"`` or ``"wildcat"``.
-    name: the argument name used in error messages.
-    allow_zero: whether ``k = 0`` (no region, e.g. no negative evidence) is allowed.
+    Args:
+      k: an ``int`` count (clamped to ``n``) or, in the paper convention, a ``float`` fraction in
+        ``(0, 1]`` resolved to ``max(1, floor(k·n + 0.5))``. See the module docstring for the
+        ``"wildcat"`` rule.
+      n: the number of regions, ``n ≥ 1``.
+      convention: ``"paper"`` or ``"wildcat"``.
+      name: the argument name used in error messages.
+      allow_zero: whether ``k = 0`` (no region, e.g. no negative evidence) is allowed.
 
-  Returns:
-    The resolved count, a Python ``int`` in ``[0, n]`` (``[1, n]`` unless ``allow_zero``).
+    Returns:
+      The resolved count, a Python ``int`` in ``[0, n]`` (``[1, n]`` unless ``allow_zero``).
 
-  Example:
-    >>> resolve_k(0.2, 196), resolve_k(3, 196), resolve_k(500, 196), resolve_k(0.001, 196)
-    (39, 3, 196, 1)
-    >>> resolve_k(0.2, 196, convention="wildcat"), resolve_k(2.0, 196, convention="wildcat")
-    (39, 2)
-  """
-  _check_convention(convention)
-  if isinstance(n, bool) or not isinstance(n, numbers.Integral):
-    raise TypeError(f"n must be an int number of regions, got {n!r}.")
-  n = int(n)
-  if n < 1:
-    raise ValueError(f"the region axis is empty (n = {n}); cannot pool over zero regions.")
-  if isinstance(k, bool) or not isinstance(k, numbers.Real):
-    raise TypeError(f"{name} must be an int count or a float fraction in (0, 1], got {k!r}.")
-  if isinstance(k, float) or isinstance(k, np.floating):
-    if not np.isfinite(k):
-      raise ValueError(f"{name} must be finite, got {k!r}.")
-  lowest = 0 if allow_zero else 1
+    Example:
+      >>> resolve_k(0.2, 196), resolve_k(3, 196), resolve_k(500, 196), resolve_k(0.001, 196)
+      (39, 3, 196, 1)
+      >>> resolve_k(0.2, 196, convention="wildcat"), resolve_k(2.0, 196, convention="wildcat")
+      (39, 2)
+    """
+    _check_convention(convention)
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral):
+        raise TypeError(f"n must be an int number of regions, got {n!r}.")
+    n = int(n)
+    if n < 1:
+        raise ValueError(f"the region axis is empty (n = {n}); cannot pool over zero regions.")
+    if isinstance(k, bool) or not isinstance(k, numbers.Real):
+        raise TypeError(f"{name} must be an int count or a float fraction in (0, 1], got {k!r}.")
+    if isinstance(k, float) or isinstance(k, np.floating):
+        if not np.isfinite(k):
+            raise ValueError(f"{name} must be finite, got {k!r}.")
+    lowest = 0 if allow_zero else 1
 
-  if convention == "wildcat":
-    if k < 0:
-      raise ValueError(f"{name} must be >= {lowest}, got {k!r}.")
-    if k == 0:
-      count = 0
-    elif k < 1:
-      count = int(round(float(k) * n))  # Python's round: half to even, as wildcat.pytorch.
-    else:
-      count = min(int(k), n)
-    if count < lowest:
-      raise ValueError(
-          f"{name}={k!r} resolves to 0 of {n} regions under the wildcat rule round({name}·n); "
-          f"use a larger fraction (the official code would return NaN here).")
-    return count
+    if convention == "wildcat":
+        if k < 0:
+            raise ValueError(f"{name} must be >= {lowest}, got {k!r}.")
+        if k == 0:
+            count = 0
+        elif k < 1:
+            count = int(round(float(k) * n))  # Python's round: half to even, as wildcat.pytorch.
+        else:
+            count = min(int(k), n)
+        if count < lowest:
+            raise ValueError(
+                f"{name}={k!r} resolves to 0 of {n} regions under the wildcat rule round({name}·n); "
+                f"use a larger fraction (the official code would return NaN here)."
+            )
+        return count
 
-  if isinstance(k, numbers.Integral):
-    k = int(k)
-    if k < lowest:
-      raise ValueError(f"{name} must be an int >= {lowest} or a float in (0, 1], got {k!r}.")
-    return min(k, n)
-  k = float(k)
-  if k == 0.0 and allow_zero:
-    return 0
-  if not 0.0 < k <= 1.0:
-    raise ValueError(
-        f"{name} given as a float is a fraction of the regions and must lie in (0, 1], got {k!r}; "
-        f"pass an int for a count.")
-  return min(n, max(1, int(np.floor(k * n + 0.5))))
+    if isinstance(k, numbers.Integral):
+        k = int(k)
+        if k < lowest:
+            raise ValueError(f"{name} must be an int >= {lowest} or a float in (0, 1], got {k!r}.")
+        return min(k, n)
+    k = float(k)
+    if k == 0.0 and allow_zero:
+        return 0
+    if not 0.0 < k <= 1.0:
+        raise ValueError(
+            f"{name} given as a float is a fraction of the regions and must lie in (0, 1], got {k!r}; "
+            f"pass an int for a count."
+        )
+    return min(n, max(1, int(np.floor(k * n + 0.5))))
 
 
 def _normalize_axes(axis: Axis, ndim: int) -> tuple[int, ...]:
-  axes = (axis,) if isinstance(axis, numbers.Integral) and not isinstance(axis, bool) else axis
-  try:
-    axes = tuple(axes)
-  except TypeError:
-    raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}.") from None
-  if not axes:
-    raise ValueError("axis must name at least one axis, got an empty tuple.")
-  out = []
-  for a in axes:
-    if isinstance(a, bool) or not isinstance(a, numbers.Integral):
-      raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}.")
-    if not -ndim <= a < ndim:
-      raise ValueError(f"axis {a} is out of range for scores with {ndim} dimensions.")
-    out.append(int(a) % ndim)
-  if len(set(out)) != len(out):
-    raise ValueError(f"axis contains a repeated axis: {axis!r}.")
-  return tuple(sorted(out))
+    axes = (axis,) if isinstance(axis, numbers.Integral) and not isinstance(axis, bool) else axis
+    try:
+        axes = tuple(axes)
+    except TypeError:
+        raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}.") from None
+    if not axes:
+        raise ValueError("axis must name at least one axis, got an empty tuple.")
+    out = []
+    for a in axes:
+        if isinstance(a, bool) or not isinstance(a, numbers.Integral):
+            raise TypeError(f"axis must be an int or a tuple of ints, got {axis!r}.")
+        if not -ndim <= a < ndim:
+            raise ValueError(f"axis {a} is out of range for scores with {ndim} dimensions.")
+        out.append(int(a) % ndim)
+    if len(set(out)) != len(out):
+        raise ValueError(f"axis contains a repeated axis: {axis!r}.")
+    return tuple(sorted(out))
 
 
 def _check_lam(lam) -> None:
-  try:
-    value = float(lam)  # Concrete values only; a traced λ is taken as it is.
-  except (TypeError, jax.errors.ConcretizationTypeError):
-    return
-  if not np.isfinite(value) or value < 0:
-    raise ValueError(f"lam must be a finite number >= 0, got {lam!r}.")
+    try:
+        value = float(lam)  # Concrete values only; a traced λ is taken as it is.
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        return
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"lam must be a finite number >= 0, got {lam!r}.")
 
 
 def _as_float_scores(scores) -> jax.Array:
-  try:
-    x = jnp.asarray(scores)
-  except TypeError as error:
-    raise TypeError(f"scores must be a real-valued array: {error}") from None
-  if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
-    raise TypeError(f"scores must be a real-valued array, got dtype {x.dtype}.")
-  if not jnp.issubdtype(x.dtype, jnp.floating):
-    x = x.astype(jnp.float32)
-  return x
+    try:
+        x = jnp.asarray(scores)
+    except TypeError as error:
+        raise TypeError(f"scores must be a real-valued array: {error}") from None
+    if not (jnp.issubdtype(x.dtype, jnp.floating) or jnp.issubdtype(x.dtype, jnp.integer)):
+        raise TypeError(f"scores must be a real-valued array, got dtype {x.dtype}.")
+    if not jnp.issubdtype(x.dtype, jnp.floating):
+        x = x.astype(jnp.float32)
+    return x
 
 
 def _to_rows(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, tuple[int, ...]]:
-  """Views ``x`` as ``(pre, n, post)`` with the pooled axes merged into the middle axis.
+    """Views ``x`` as ``(pre, n, post)`` with the pooled axes merged into the middle axis.
 
-  Returns the view and the output shape (``x.shape`` without the pooled axes). Contiguous pooled
-  axes need no transpose, so NHWC maps pooled over ``(1, 2)`` keep channels minor, which lets XLA
-  vectorise the per-region reductions across channels.
-  """
-  out_shape = tuple(s for i, s in enumerate(x.shape) if i not in axes)
-  if axes != tuple(range(axes[0], axes[0] + len(axes))):
-    x = jnp.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim)))
-    axes = tuple(range(x.ndim - len(axes), x.ndim))
-  pre = int(np.prod(x.shape[:axes[0]], dtype=np.int64))
-  n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-  post = int(np.prod(x.shape[axes[-1] + 1:], dtype=np.int64))
-  return x.reshape(pre, n, post), out_shape
+    Returns the view and the output shape (``x.shape`` without the pooled axes). Contiguous pooled
+    axes need no transpose, so NHWC maps pooled over ``(1, 2)`` keep channels minor, which lets XLA
+    vectorise the per-region reductions across channels.
+    """
+    out_shape = tuple(s for i, s in enumerate(x.shape) if i not in axes)
+    if axes != tuple(range(axes[0], axes[0] + len(axes))):
+        x = jnp.moveaxis(x, axes, tuple(range(x.ndim - len(axes), x.ndim)))
+        axes = tuple(range(x.ndim - len(axes), x.ndim))
+    pre = int(np.prod(x.shape[: axes[0]], dtype=np.int64))
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    post = int(np.prod(x.shape[axes[-1] + 1 :], dtype=np.int64))
+    return x.reshape(pre, n, post), out_shape
 
 
 # --------------------------------------------------------------------------------------------------
 # Public pooling functions
 # --------------------------------------------------------------------------------------------------
-def max_min_pool(scores, *, k_max, k_min=0, lam=1.0, axis: Axis = -1, where=None,
-                 convention: str = "paper") -> jax.Array:
-  """Max+min region pooling: mean of the top ``k_max`` plus ``lam`` times mean of the bottom ``k_min``.
+def max_min_pool(
+    scores, *, k_max, k_min=0, lam=1.0, axis: Axis = -1, where=None, convention: str = "paper"
+) -> jax.Array:
+    """Max+min region pooling: mean of the top ``k_max`` plus ``lam`` times mean of the bottom ``k_min``.
 
-  ``s = mean_{i∈T} z_i + λ · mean_{i∈B} z_i`` over the regions on ``axis`` (SPEC §A1). Special cases:
-  global max pooling ``k_max=1``; global average pooling ``k_max=1.0``; top-k ``k_min=0``; MANTRA
-  ``k_max=k_min=1, lam=1``; WELDON ``k_max=k_min=k, lam=1``; WILDCAT ``lam=α`` (usually 0.7).
+    ``s = mean_{i∈T} z_i + λ · mean_{i∈B} z_i`` over the regions on ``axis`` (SPEC §A1). Special cases:
+    global max pooling ``k_max=1``; global average pooling ``k_max=1.0``; top-k ``k_min=0``; MANTRA
+    ``k_max=k_min=1, lam=1``; WELDON ``k_max=k_min=k, lam=1``; WILDCAT ``lam=α`` (usually 0.7).
 
-  Args:
-    scores: region scores, float32/bfloat16 (any float or int dtype); accumulation is in float32 and
-      the result has the input's float dtype (float32 for integer input).
-    k_max: number of top regions ``k⁺ ≥ 1``: an int count, or a float fraction in ``(0, 1]``.
-    k_min: number of bottom regions ``k⁻ ≥ 0`` (``0`` drops the negative-evidence term).
-    lam: weight ``λ ≥ 0`` of the bottom term (a Python float or a scalar array).
-    axis: the region axis or axes, e.g. ``(1, 2)`` to pool NHWC class maps into ``(B, C)``.
-    where: optional boolean mask broadcastable to ``scores``; ``False`` regions are never selected.
-      A row with fewer valid regions than ``k`` averages the valid ones; a row with none gives 0.
-    convention: ``"paper"`` or ``"wildcat"`` (official PyTorch outputs); see the module docstring.
+    Args:
+      scores: region scores, float32/bfloat16 (any float or int dtype); accumulation is in float32 and
+        the result has the input's float dtype (float32 for integer input).
+      k_max: number of top regions ``k⁺ ≥ 1``: an int count, or a float fraction in ``(0, 1]``.
+      k_min: number of bottom regions ``k⁻ ≥ 0`` (``0`` drops the negative-evidence term).
+      lam: weight ``λ ≥ 0`` of the bottom term (a Python float or a scalar array).
+      axis: the region axis or axes, e.g. ``(1, 2)`` to pool NHWC class maps into ``(B, C)``.
+      where: optional boolean mask broadcastable to ``scores``; ``False`` regions are never selected.
+        A row with fewer valid regions than ``k`` averages the valid ones; a row with none gives 0.
+      convention: ``"paper"`` or ``"wildcat"`` (official PyTorch outputs); see the module docstring.
 
-  Returns:
-    ``scores`` with the pooled axes removed.
+    Returns:
+      ``scores`` with the pooled axes removed.
 
-  Example:
-    >>> import jax.numpy as jnp
-    >>> z = jnp.array([[3., -1., 2., 0.]])
-    >>> max_min_pool(z, k_max=2, k_min=1, lam=0.5)      # (3 + 2)/2 + 0.5 · (−1)
-    Array([2.], dtype=float32)
-    >>> maps = jnp.ones((2, 7, 7, 20))                  # NHWC class maps
-    >>> max_min_pool(maps, k_max=0.2, k_min=0.2, lam=0.7, axis=(1, 2)).shape
-    (2, 20)
-  """
-  _check_convention(convention)
-  x = _as_float_scores(scores)
-  axes = _normalize_axes(axis, x.ndim)
-  n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
-  if n == 0:
-    raise ValueError(f"the region axis {axis!r} of scores with shape {x.shape} is empty.")
-  k_top = resolve_k(k_max, n, convention=convention, name="k_max")
-  k_bot = resolve_k(k_min, n, convention=convention, name="k_min", allow_zero=True)
-  _check_lam(lam)
-  if where is not None:
-    where = jnp.asarray(where)
-    if where.dtype != jnp.bool_:
-      raise TypeError(f"where must be a boolean mask, got dtype {where.dtype}.")
-    try:
-      where = jnp.broadcast_to(where, x.shape)
-    except ValueError:
-      raise ValueError(f"where has shape {where.shape}, which does not broadcast to the scores' "
-                       f"shape {x.shape}.") from None
+    Example:
+      >>> import jax.numpy as jnp
+      >>> z = jnp.array([[3., -1., 2., 0.]])
+      >>> max_min_pool(z, k_max=2, k_min=1, lam=0.5)      # (3 + 2)/2 + 0.5 · (−1)
+      Array([2.], dtype=float32)
+      >>> maps = jnp.ones((2, 7, 7, 20))                  # NHWC class maps
+      >>> max_min_pool(maps, k_max=0.2, k_min=0.2, lam=0.7, axis=(1, 2)).shape
+      (2, 20)
+    """
+    _check_convention(convention)
+    x = _as_float_scores(scores)
+    axes = _normalize_axes(axis, x.ndim)
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    if n == 0:
+        raise ValueError(f"the region axis {axis!r} of scores with shape {x.shape} is empty.")
+    k_top = resolve_k(k_max, n, convention=convention, name="k_max")
+    k_bot = resolve_k(k_min, n, convention=convention, name="k_min", allow_zero=True)
+    _check_lam(lam)
+    if where is not None:
+        where = jnp.asarray(where)
+        if where.dtype != jnp.bool_:
+            raise TypeError(f"where must be a boolean mask, got dtype {where.dtype}.")
+        try:
+            where = jnp.broadcast_to(where, x.shape)
+        except ValueError:
+            raise ValueError(
+                f"where has shape {where.shape}, which does not broadcast to the scores' "
+                f"shape {x.shape}."
+            ) from None
 
-  rows, out_shape = _to_rows(x, axes)
-  valid = None if where is None else _to_rows(where, axes)[0]
-  pooled = _pool_rows(rows, valid, jnp.asarray(lam, jnp.float32), k_top=k_top, k_bot=k_bot,
-                      half=convention == "wildcat" and k_bot > 0)
-  return pooled.reshape(out_shape).astype(x.dtype)
+    rows, out_shape = _to_rows(x, axes)
+    valid = None if where is None else _to_rows(where, axes)[0]
+    pooled = _pool_rows(
+        rows,
+        valid,
+        jnp.asarray(lam, jnp.float32),
+        k_top=k_top,
+        k_bot=k_bot,
+        half=convention == "wildcat" and k_bot > 0,
+    )
+    return pooled.reshape(out_shape).astype(x.dtype)
 
 
 @functools.partial(jax.jit, static_argnames=("k_top", "k_bot", "half"))
 def _pool_rows(rows, valid, lam, *, k_top: int, k_bot: int, half: bool):
-  """Pools a ``(pre, n, post)`` view over its middle axis; jitted so eager calls compile once."""
-  rows32 = rows.astype(jnp.float32)
-  if valid is not None:
-    n_valid = jnp.sum(valid, axis=1, dtype=jnp.int32)
-    k_top_eff, k_bot_eff = jnp.minimum(k_top, n_valid), jnp.minimum(k_bot, n_valid)
-  else:
-    k_top_eff, k_bot_eff = k_top, k_bot
-  top, bottom = _selection_weights(lax.stop_gradient(rows32), valid, k_top, k_bot, k_top_eff,
-                                   k_bot_eff, rows.shape[1])
-  # The selection is piecewise constant: the gradient w.r.t. the scores is exactly the weights
-  # (SPEC §A1); λ stays differentiable.
-  weights = lax.stop_gradient(top)
-  if bottom is not None:
-    weights = weights + lam * lax.stop_gradient(bottom)
-  pooled = jnp.sum(rows32 * weights, axis=1)
-  return 0.5 * pooled if half else pooled
+    """Pools a ``(pre, n, post)`` view over its middle axis; jitted so eager calls compile once."""
+    rows32 = rows.astype(jnp.float32)
+    if valid is not None:
+        n_valid = jnp.sum(valid, axis=1, dtype=jnp.int32)
+        k_top_eff, k_bot_eff = jnp.minimum(k_top, n_valid), jnp.minimum(k_bot, n_valid)
+    else:
+        k_top_eff, k_bot_eff = k_top, k_bot
+    top, bottom = _selection_weights(
+        lax.stop_gradient(rows32), valid, k_top, k_bot, k_top_eff, k_bot_eff, rows.shape[1]
+    )
+    # The selection is piecewise constant: the gradient w.r.t. the scores is exactly the weights
+    # (SPEC §A1); λ stays differentiable.
+    weights = lax.stop_gradient(top)
+    if bottom is not None:
+        weights = weights + lam * lax.stop_gradient(bottom)
+    pooled = jnp.sum(rows32 * weights, axis=1)
+    return 0.5 * pooled if half else pooled
 
 
 def _selection_weights(rows, valid, k_top, k_bot, k_top_eff, k_bot_eff, n):
-  """Per-region weights ``[i∈T]/k⁺`` and ``[i∈B]/k⁻`` (float32, zero on masked regions; None if k⁻=0)."""
-  def mean_weights(mask, k_eff):
-    if valid is None:
-      return mask.astype(jnp.float32) / k_eff
-    denom = jnp.maximum(k_eff, 1).astype(jnp.float32)[:, None, :]
-    return mask.astype(jnp.float32) / denom
+    """Per-region weights ``[i∈T]/k⁺`` and ``[i∈B]/k⁻`` (float32, zero on masked regions; None if k⁻=0)."""
 
-  def all_regions():
-    return jnp.ones(rows.shape, bool) if valid is None else valid
+    def mean_weights(mask, k_eff):
+        if valid is None:
+            return mask.astype(jnp.float32) / k_eff
+        denom = jnp.maximum(k_eff, 1).astype(jnp.float32)[:, None, :]
+        return mask.astype(jnp.float32) / denom
 
-  # Static shortcuts: all regions, or a single arg-max, need no threshold search.
-  searches, masks = [], {}
-  for name, k, is_desc in (("top", k_top, True), ("bot", k_bot, False)):
-    if k == 0:
-      continue
-    if k == n:
-      masks[name] = all_regions()
-    elif k == 1:
-      masks[name] = selection.argmax_mask(rows, valid, is_desc)
-    else:
-      searches.append((name, k, is_desc))
-  if searches:
-    k_eff = {"top": k_top_eff, "bot": k_bot_eff}
-    ks = [jnp.broadcast_to(jnp.asarray(k_eff[name], jnp.int32), rows[:, 0, :].shape)
-          for name, _, _ in searches]
-    found = selection.selection_masks(rows, valid, ks, [d for _, _, d in searches])
-    masks.update(zip([name for name, _, _ in searches], found))
+    def all_regions():
+        return jnp.ones(rows.shape, bool) if valid is None else valid
 
-  bottom = mean_weights(masks["bot"], k_bot_eff) if "bot" in masks else None
-  return mean_weights(masks["top"], k_top_eff), bottom
+    # Static shortcuts: all regions, or a single arg-max, need no threshold search.
+    searches, masks = [], {}
+    for name, k, is_desc in (("top", k_top, True), ("bot", k_bot, False)):
+        if k == 0:
+            continue
+        if k == n:
+            masks[name] = all_regions()
+        elif k == 1:
+            masks[name] = selection.argmax_mask(rows, valid, is_desc)
+        else:
+            searches.append((name, k, is_desc))
+    if searches:
+        k_eff = {"top": k_top_eff, "bot": k_bot_eff}
+        ks = [
+            jnp.broadcast_to(jnp.asarray(k_eff[name], jnp.int32), rows[:, 0, :].shape)
+            for name, _, _ in searches
+        ]
+        found = selection.selection_masks(rows, valid, ks, [d for _, _, d in searches])
+        masks.update(zip([name for name, _, _ in searches], found))
+
+    bottom = mean_weights(masks["bot"], k_bot_eff) if "bot" in masks else None
+    return mean_weights(masks["top"], k_top_eff), bottom
 
 
 def class_wise_mean(maps, num_maps: int) -> jax.Array:
-  """Averages the ``num_maps`` modality maps of each class (WILDCAT, class-major grouping).
+    """Averages the ``num_maps`` modality maps of each class (WILDCAT, class-major grouping).
 
-  Channel ``c·M + m`` of ``maps`` (last axis, ``C·M`` channels) is map ``m`` of class ``c``; the result
-  has ``C`` channels. The gradient is ``1/M`` per map (the official ``ClassWisePool`` omits it).
+    Channel ``c·M + m`` of ``maps`` (last axis, ``C·M`` channels) is map ``m`` of class ``c``; the result
+    has ``C`` channels. The gradient is ``1/M`` per map (the official ``ClassWisePool`` omits it).
 
-  Example:
-    >>> import jax.numpy as jnp
-    >>> class_wise_mean(jnp.array([[1., 3., 10., 20.]]), num_maps=2)
-    Array([[ 2., 15.]], dtype=float32)
-  """
-  if isinstance(num_maps, bool) or not isinstance(num_maps, numbers.Integral):
-    raise TypeError(f"num_maps must be a positive int, got {num_maps!r}.")
-  if num_maps < 1:
-    raise ValueError(f"num_maps must be a positive int, got {num_maps!r}.")
-  maps = jnp.asarray(maps)
-  if maps.ndim < 1:
-    raise ValueError("maps must have a channel axis (the last axis).")
-  channels = maps.shape[-1]
-  if channels % num_maps:
-    raise ValueError(f"the channel count {channels} of maps is not divisible by num_maps={num_maps}.")
-  grouped = maps.reshape(*maps.shape[:-1], channels // num_maps, int(num_maps))
-  return jnp.mean(grouped.astype(jnp.promote_types(maps.dtype, jnp.float32)), axis=-1).astype(
-      maps.dtype if jnp.issubdtype(maps.dtype, jnp.floating) else jnp.float32)
+    Example:
+      >>> import jax.numpy as jnp
+      >>> class_wise_mean(jnp.array([[1., 3., 10., 20.]]), num_maps=2)
+      Array([[ 2., 15.]], dtype=float32)
+    """
+    if isinstance(num_maps, bool) or not isinstance(num_maps, numbers.Integral):
+        raise TypeError(f"num_maps must be a positive int, got {num_maps!r}.")
+    if num_maps < 1:
+        raise ValueError(f"num_maps must be a positive int, got {num_maps!r}.")
+    maps = jnp.asarray(maps)
+    if maps.ndim < 1:
+        raise ValueError("maps must have a channel axis (the last axis).")
+    channels = maps.shape[-1]
+    if channels % num_maps:
+        raise ValueError(
+            f"the channel count {channels} of maps is not divisible by num_maps={num_maps}."
+        )
+    grouped = maps.reshape(*maps.shape[:-1], channels // num_maps, int(num_maps))
+    return jnp.mean(grouped.astype(jnp.promote_types(maps.dtype, jnp.float32)), axis=-1).astype(
+        maps.dtype if jnp.issubdtype(maps.dtype, jnp.floating) else jnp.float32
+    )
 
 
 def lse_pool(scores, *, r: float = 1.0, axis: Axis = -1, where=None) -> jax.Array:
-  """Log-sum-exp pooling ``(1/r) · log mean_i exp(r · z_i)``, a smooth sibling of max pooling.
+    """Log-sum-exp pooling ``(1/r) · log mean_i exp(r · z_i)``, a smooth sibling of max pooling.
 
-  ``r → 0`` tends to average pooling and ``r → ∞`` to max pooling. Regions where ``where`` is False
-  are left out of the mean; a row with no valid region gives 0.
+    ``r → 0`` tends to average pooling and ``r → ∞`` to max pooling. Regions where ``where`` is False
+    are left out of the mean; a row with no valid region gives 0.
 
-  Example:
-    >>> import jax.numpy as jnp
-    >>> float(lse_pool(jnp.array([0., 0.]), r=5.0))
-    0.0
-    >>> lse_pool(jnp.ones((2, 3, 3, 4)), r=2.0, axis=(1, 2)).shape
-    (2, 4)
-  """
-  x = _as_float_scores(scores)
-  try:
-    r_value = float(r)
-  except TypeError:
-    raise TypeError(f"r must be a positive number, got {r!r}.") from None
-  if not np.isfinite(r_value) or r_value <= 0:
-    raise ValueError(f"r must be a finite number > 0, got {r!r}.")
-  axes = _normalize_axes(axis, x.ndim)
-  if any(x.shape[a] == 0 for a in axes):
-    raise ValueError(f"the region axis {axis!r} of scores with shape {x.shape} is empty.")
-  x32 = x.astype(jnp.float32)
-  if where is None:
-    n = np.prod([x.shape[a] for a in axes])
-    out = (jax.nn.logsumexp(r_value * x32, axis=axes) - np.log(n)) / r_value
+    Example:
+      >>> import jax.numpy as jnp
+      >>> float(lse_pool(jnp.array([0., 0.]), r=5.0))
+      0.0
+      >>> lse_pool(jnp.ones((2, 3, 3, 4)), r=2.0, axis=(1, 2)).shape
+      (2, 4)
+    """
+    x = _as_float_scores(scores)
+    try:
+        r_value = float(r)
+    except TypeError:
+        raise TypeError(f"r must be a positive number, got {r!r}.") from None
+    if not np.isfinite(r_value) or r_value <= 0:
+        raise ValueError(f"r must be a finite number > 0, got {r!r}.")
+    axes = _normalize_axes(axis, x.ndim)
+    if any(x.shape[a] == 0 for a in axes):
+        raise ValueError(f"the region axis {axis!r} of scores with shape {x.shape} is empty.")
+    x32 = x.astype(jnp.float32)
+    if where is None:
+        n = np.prod([x.shape[a] for a in axes])
+        out = (jax.nn.logsumexp(r_value * x32, axis=axes) - np.log(n)) / r_value
+        return out.astype(x.dtype)
+    where = jnp.asarray(where)
+    if where.dtype != jnp.bool_:
+        raise TypeError(f"where must be a boolean mask, got dtype {where.dtype}.")
+    try:
+        where = jnp.broadcast_to(where, x.shape)
+    except ValueError:
+        raise ValueError(
+            f"where has shape {where.shape}, which does not broadcast to the scores' "
+            f"shape {x.shape}."
+        ) from None
+    n_valid = jnp.sum(where, axis=axes)
+    safe = jnp.where(where, r_value * x32, 0.0)
+    lse = jax.nn.logsumexp(safe, axis=axes, where=where)
+    out = jnp.where(n_valid > 0, (lse - jnp.log(jnp.maximum(n_valid, 1))) / r_value, 0.0)
     return out.astype(x.dtype)
-  where = jnp.asarray(where)
-  if where.dtype != jnp.bool_:
-    raise TypeError(f"where must be a boolean mask, got dtype {where.dtype}.")
-  try:
-    where = jnp.broadcast_to(where, x.shape)
-  except ValueError:
-    raise ValueError(f"where has shape {where.shape}, which does not broadcast to the scores' "
-                     f"shape {x.shape}.") from None
-  n_valid = jnp.sum(where, axis=axes)
-  safe = jnp.where(where, r_value * x32, 0.0)
-  lse = jax.nn.logsumexp(safe, axis=axes, where=where)
-  out = jnp.where(n_valid > 0, (lse - jnp.log(jnp.maximum(n_valid, 1))) / r_value, 0.0)
-  return out.astype(x.dtype)

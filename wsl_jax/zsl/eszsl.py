@@ -1,0 +1,118 @@
+"""ESZSL: "An embarrassingly simple approach to zero-shot learning" (Romera-Paredes & Torr 2015).
+
+Paper conventions: ``X`` is ``d × N`` (features in columns), ``Y`` is ``N × z`` (one column per
+training class, entries in ``{−1, 1}`` in the paper, ``{0, 1}`` also used), ``S`` is ``a × z``
+(class attribute signatures in columns). With the regulariser
+``γ‖VS‖² + λ‖XᵀV‖² + γλ‖V‖²`` the minimiser of ``‖XᵀVS − Y‖² + …`` has the closed form
+
+    V = (X Xᵀ + γ I)⁻¹ X Y Sᵀ (S Sᵀ + λ I)⁻¹          (d × a)
+
+and a test image ``x`` is assigned to ``argmax_c xᵀ V s_c`` over the candidate (unseen)
+signatures ``s_c``.
+
+This module takes the library's row-major conventions and maps them: ``features`` ``(N, d)`` is
+``Xᵀ``, ``attributes`` ``(z, a)`` (one row per class; transpose xlsa17 ``att``) is ``Sᵀ``, and
+``labels`` are integer class ids ``(N,)`` into the rows of ``attributes`` (turned into ``Y``) or
+``Y`` itself ``(N, z)``. Both inverses are applied as symmetric positive-definite solves.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.scipy.linalg import solve
+
+from wsl_jax.zsl.checks import check_attributes, check_finite, is_concrete
+
+__all__ = ["eszsl_fit", "eszsl_scores", "label_matrix"]
+
+
+def label_matrix(labels, num_classes: int, *, coding: str = "pm1") -> jax.Array:
+    """``Y`` ``(N, z)`` from class ids: ``coding="pm1"`` gives ``{−1, 1}``, ``"01"`` one-hot.
+
+    >>> import jax.numpy as jnp
+    >>> from wsl_jax.zsl import label_matrix
+    >>> label_matrix(jnp.array([1, 0]), 3)
+    Array([[-1.,  1., -1.],
+           [ 1., -1., -1.]], dtype=float32)
+    """
+    if coding not in ("pm1", "01"):
+        raise ValueError(f"`coding` must be 'pm1' or '01', got {coding!r}.")
+    labels = jnp.asarray(labels)
+    if is_concrete(labels) and labels.size and (
+            int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+        raise ValueError(f"`labels` must be class ids in [0, {num_classes}) (one per row of "
+                         f"`attributes`), got values in [{int(labels.min())}, "
+                         f"{int(labels.max())}].")
+    onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
+    return 2.0 * onehot - 1.0 if coding == "pm1" else onehot
+
+
+def eszsl_fit(features, labels, attributes, *, gamma: float, lam: float,
+              coding: str = "pm1") -> jax.Array:
+    """Closed-form ESZSL ``V = (X Xᵀ + γI)⁻¹ X Y Sᵀ (S Sᵀ + λI)⁻¹``: ``(d, a)``.
+
+    Args:
+      features: ``(N, d)`` training features (``Xᵀ``).
+      labels: ``(N,)`` class ids into the rows of ``attributes``, or ``Y`` ``(N, z)``.
+      attributes: ``(z, a)`` attributes of the training classes (``Sᵀ``).
+      gamma: ``γ > 0``, the feature-space ridge.
+      lam: ``λ > 0``, the attribute-space ridge.
+      coding: ``Y`` coding for integer labels, ``"pm1"`` (paper) or ``"01"``.
+
+    >>> import jax.numpy as jnp
+    >>> from wsl_jax.zsl import eszsl_fit, eszsl_scores
+    >>> x = jnp.array([[1., 0.], [0., 1.]])
+    >>> att = jnp.array([[1., 0.], [0., 1.]])
+    >>> v = eszsl_fit(x, jnp.array([0, 1]), att, gamma=1.0, lam=1.0)
+    >>> v.round(4)  # X = S = I, Y = [[1, -1], [-1, 1]]: V = Y / 4
+    Array([[ 0.25, -0.25],
+           [-0.25,  0.25]], dtype=float32)
+    >>> eszsl_scores(v, x, att).argmax(-1)
+    Array([0, 1], dtype=int32)
+    """
+    features = jnp.asarray(features, jnp.float32)
+    attributes = jnp.asarray(attributes, jnp.float32)
+    if features.ndim != 2:
+        raise ValueError(f"`features` must be (N, d), got shape {features.shape}.")
+    if not (gamma > 0 and lam > 0):
+        raise ValueError(f"`gamma` and `lam` must be positive, got {gamma} and {lam}.")
+    check_finite("features", features)
+    labels = jnp.asarray(labels)
+    if labels.ndim == 1:
+        check_attributes(attributes)
+        y = label_matrix(labels, attributes.shape[0], coding=coding)
+    elif labels.ndim == 2:
+        y = labels.astype(jnp.float32)
+        check_attributes(attributes, num_classes=y.shape[1])
+    else:
+        raise ValueError(f"`labels` must be (N,) class ids or an (N, z) matrix, got shape "
+                         f"{labels.shape}.")
+    if y.shape[0] != features.shape[0]:
+        raise ValueError(f"`labels` has {y.shape[0]} rows but `features` has "
+                         f"{features.shape[0]}.")
+    d, a = features.shape[1], attributes.shape[1]
+    hi = jax.lax.Precision.HIGHEST
+    xxt = jnp.matmul(features.T, features, precision=hi) + gamma * jnp.eye(d)
+    sst = jnp.matmul(attributes.T, attributes, precision=hi) + lam * jnp.eye(a)
+    xyst = jnp.matmul(jnp.matmul(features.T, y, precision=hi), attributes, precision=hi)
+    left = solve(xxt, xyst, assume_a="pos")  # (XXᵀ + γI)⁻¹ X Y Sᵀ
+    return solve(sst, left.T, assume_a="pos").T  # … (SSᵀ + λI)⁻¹, SSᵀ + λI symmetric
+
+
+def eszsl_scores(V, features, attributes) -> jax.Array:
+    """Compatibility scores ``xᵀ V s_c``: ``(N, C)`` for ``features`` ``(N, d)``, ``attributes``
+    ``(C, a)`` (typically the unseen classes, or all classes for GZSL).
+
+    >>> import jax.numpy as jnp
+    >>> from wsl_jax.zsl import eszsl_scores
+    >>> eszsl_scores(jnp.eye(2), jnp.array([[1., 2.]]), jnp.array([[1., 0.], [0., 1.], [1., 1.]]))
+    Array([[1., 2., 3.]], dtype=float32)
+    """
+    V, features, attributes = (jnp.asarray(t) for t in (V, features, attributes))
+    if V.ndim != 2 or features.ndim != 2 or features.shape[1] != V.shape[0]:
+        raise ValueError(f"`features` (N, d) must match `V` (d, a); got {features.shape} and "
+                         f"{V.shape}.")
+    check_attributes(attributes, attribute_dim=V.shape[1])
+    check_finite("features", features)
+    return features @ V @ attributes.T

@@ -1,0 +1,160 @@
+"""Zero-shot (ZSL) and generalised zero-shot (GZSL) evaluation (SPEC B3).
+
+Score matrices are ``(N, C)`` with one column per class id of the whole data set (seen and
+unseen); the candidate classes are given as id arrays. Accuracies are per-class mean top-1
+(the mean over the classes present in ``labels`` of their recall), ties going to the candidate
+listed first. GZSL follows Xian et al. (GBU): ``s`` is the accuracy on test-seen images and
+``u`` on test-unseen images, both predicted over *all* seen + unseen classes, and
+``H = 2us / (u + s)`` (0 when ``u + s = 0``). Calibrated stacking (Chao et al. 2016) subtracts
+``calibration`` from the seen-class scores before the arg-max.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from wsl_jax.metrics import per_class_mean_accuracy
+from wsl_jax.zsl.checks import check_finite, check_splits, is_concrete
+
+__all__ = ["zsl_accuracy", "gzsl_metrics", "choose_calibration"]
+
+
+def _ids(name, classes, num_classes):
+    classes = np.asarray(classes).reshape(-1)
+    if classes.size == 0 or not np.issubdtype(classes.dtype, np.integer):
+        raise ValueError(f"`{name}` must be a non-empty 1-D array of integer class ids.")
+    if classes.min() < 0 or classes.max() >= num_classes:
+        raise ValueError(f"`{name}` ids must index the {num_classes} score columns, got values "
+                         f"in [{classes.min()}, {classes.max()}].")
+    if len(np.unique(classes)) != classes.size:
+        raise ValueError(f"`{name}` contains duplicate class ids.")
+    return classes
+
+
+def zsl_accuracy(scores, labels, *, classes) -> jax.Array:
+    """Per-class mean top-1 accuracy with predictions restricted to ``classes``.
+
+    Args:
+      scores: ``(N, C)`` scores, column ``c`` for class id ``c``.
+      labels: ``(N,)`` true class ids, each in ``classes``.
+      classes: 1-D candidate class ids (e.g. the unseen classes for ZSL); concrete.
+
+    Returns:
+      A scalar in ``[0, 1]``.
+
+    >>> import jax.numpy as jnp
+    >>> from wsl_jax.zsl import zsl_accuracy
+    >>> scores = jnp.array([[9., 1., 0.], [9., 0., 1.], [9., 1., 0.]])  # class 0 is not a candidate
+    >>> float(zsl_accuracy(scores, jnp.array([1, 2, 2]), classes=[1, 2]))  # (1/1 + 1/2) / 2
+    0.75
+    """
+    scores, labels = jnp.asarray(scores), jnp.asarray(labels)
+    if scores.ndim != 2:
+        raise ValueError(f"`scores` must be (N, C), got shape {scores.shape}.")
+    classes = _ids("classes", classes, scores.shape[1])
+    check_finite("scores", scores)
+    if is_concrete(labels) and labels.size:
+        outside = np.setdiff1d(np.asarray(labels), classes)
+        if outside.size:
+            raise ValueError(f"`labels` contain classes {outside.tolist()} that are not among the "
+                             f"candidate `classes`.")
+    position = jnp.argmax(labels[:, None] == jnp.asarray(classes)[None, :], axis=-1)
+    return per_class_mean_accuracy(scores[:, classes], position, num_classes=len(classes))
+
+
+def gzsl_metrics(scores_seen_split, labels_seen, scores_unseen_split, labels_unseen, *,
+                 seen_classes, unseen_classes, calibration=0.0) -> dict:
+    """GZSL accuracies ``s`` (test-seen), ``u`` (test-unseen) and harmonic mean ``H``.
+
+    Args:
+      scores_seen_split: ``(Ns, C)`` scores of the test-seen images.
+      labels_seen: ``(Ns,)`` their labels (seen classes).
+      scores_unseen_split: ``(Nu, C)`` scores of the test-unseen images.
+      labels_unseen: ``(Nu,)`` their labels (unseen classes).
+      seen_classes, unseen_classes: disjoint 1-D class ids (concrete).
+      calibration: ``γ`` subtracted from the seen-class scores (calibrated stacking); may be
+        traced (e.g. under ``vmap`` over a grid).
+
+    Returns:
+      ``{"u": ..., "s": ..., "H": ...}`` scalars.
+
+    >>> import jax.numpy as jnp
+    >>> from wsl_jax.zsl import gzsl_metrics
+    >>> s_seen = jnp.array([[2., 0., 1.], [0., 2., 1.]])    # seen classes 0, 1; unseen 2
+    >>> s_unseen = jnp.array([[2., 0., 1.], [0., 0., 1.]])
+    >>> m = gzsl_metrics(s_seen, jnp.array([0, 1]), s_unseen, jnp.array([2, 2]),
+    ...                  seen_classes=[0, 1], unseen_classes=[2])
+    >>> {k: round(float(v), 4) for k, v in m.items()}
+    {'u': 0.5, 's': 1.0, 'H': 0.6667}
+    >>> m = gzsl_metrics(s_seen, jnp.array([0, 1]), s_unseen, jnp.array([2, 2]),
+    ...                  seen_classes=[0, 1], unseen_classes=[2], calibration=1.5)
+    >>> {k: round(float(v), 4) for k, v in m.items()}
+    {'u': 1.0, 's': 0.0, 'H': 0.0}
+    """
+    num_classes = jnp.shape(scores_seen_split)[-1]
+    if jnp.shape(scores_unseen_split)[-1] != num_classes:
+        raise ValueError("Both score matrices must have the same number of class columns.")
+    seen = _ids("seen_classes", seen_classes, num_classes)
+    unseen = _ids("unseen_classes", unseen_classes, num_classes)
+    check_splits(seen, unseen)
+    for name, lab, allowed, split in (("labels_seen", labels_seen, seen, "seen_classes"),
+                                      ("labels_unseen", labels_unseen, unseen, "unseen_classes")):
+        if is_concrete(lab) and np.size(lab):
+            outside = np.setdiff1d(np.asarray(lab), allowed)
+            if outside.size:
+                raise ValueError(f"`{name}` contain classes {outside.tolist()} outside `{split}`.")
+    candidates = np.concatenate([seen, unseen])
+    offset = jnp.zeros((num_classes,), jnp.float32).at[seen].set(calibration)
+
+    def acc(scores, labels):
+        return zsl_accuracy(jnp.asarray(scores) - offset, labels, classes=candidates)
+
+    s = acc(scores_seen_split, labels_seen)
+    u = acc(scores_unseen_split, labels_unseen)
+    h = jnp.where(u + s > 0, 2 * u * s / jnp.where(u + s > 0, u + s, 1.0), 0.0)
+    return {"u": u, "s": s, "H": h}
+
+
+def choose_calibration(scores_seen_split, labels_seen, scores_unseen_split, labels_unseen, *,
+                       seen_classes, unseen_classes, grid=None):
+    """The calibration ``γ`` of a grid maximising ``H`` on validation data (first on ties).
+
+    Args:
+      scores_seen_split, labels_seen, scores_unseen_split, labels_unseen: validation data, as in
+        :func:`gzsl_metrics`.
+      seen_classes, unseen_classes: disjoint class ids.
+      grid: 1-D candidate values of ``γ``; default 201 values evenly spaced in
+        ``[−R, R]`` with ``R`` the range (max − min) of all the given scores.
+
+    Returns:
+      ``(gamma, metrics)``: a Python float and the :func:`gzsl_metrics` dict at ``gamma``.
+
+    >>> import jax.numpy as jnp
+    >>> from wsl_jax.zsl import choose_calibration
+    >>> s_seen = jnp.array([[2., 0., 1.], [0., 2., 1.]])
+    >>> s_unseen = jnp.array([[1.2, 0., 1.], [0., 0., 1.]])
+    >>> gamma, m = choose_calibration(s_seen, jnp.array([0, 1]), s_unseen, jnp.array([2, 2]),
+    ...                               seen_classes=[0, 1], unseen_classes=[2],
+    ...                               grid=jnp.array([0.0, 0.5, 1.5]))
+    >>> gamma, round(float(m["H"]), 4)  # H = 0.6667 without calibration
+    (0.5, 1.0)
+    """
+    if grid is None:
+        lo = min(float(jnp.min(scores_seen_split)), float(jnp.min(scores_unseen_split)))
+        hi = max(float(jnp.max(scores_seen_split)), float(jnp.max(scores_unseen_split)))
+        grid = jnp.linspace(-(hi - lo), hi - lo, 201)
+    grid = jnp.asarray(grid, jnp.float32).reshape(-1)
+    if grid.size == 0:
+        raise ValueError("`grid` must hold at least one calibration value.")
+    # Validate once on concrete values, then sweep the grid.
+    gzsl_metrics(scores_seen_split, labels_seen, scores_unseen_split, labels_unseen,
+                 seen_classes=seen_classes, unseen_classes=unseen_classes)
+    sweep = jax.vmap(lambda g: gzsl_metrics(
+        scores_seen_split, labels_seen, scores_unseen_split, labels_unseen,
+        seen_classes=seen_classes, unseen_classes=unseen_classes, calibration=g)["H"])
+    best = int(jnp.argmax(sweep(grid)))
+    gamma = float(grid[best])
+    return gamma, gzsl_metrics(scores_seen_split, labels_seen, scores_unseen_split,
+                               labels_unseen, seen_classes=seen_classes,
+                               unseen_classes=unseen_classes, calibration=gamma)
