@@ -13,7 +13,7 @@ from wsl_jax.localization import (
 )
 
 
-# ------------------------------------------------------------------------------------------ oracles
+# --- oracles ---
 def _resize_axis_np(x, out, axis):
     """Half-pixel-centre linear interpolation along one axis, edge values outside (PyTorch
     ``align_corners=False``)."""
@@ -61,7 +61,7 @@ def _segment_np(heat, class_mask, thr):
     return out
 
 
-# ------------------------------------------------------------------------------------------ heat maps
+# --- heat maps ---
 @pytest.mark.parametrize("size", [(12, 16), (7, 5), (3, 3), (2, 9)])
 def test_bilinear_matches_half_pixel_oracle(size):
     maps = np.random.default_rng(0).normal(size=(2, 3, 4, 2)).astype(np.float32)
@@ -136,7 +136,7 @@ def test_normalize_rejects_3d():
         normalize_heatmaps(np.zeros((4, 4, 2)))
 
 
-# ------------------------------------------------------------------------------------------ masks
+# --- masks ---
 @pytest.mark.parametrize("thr", [0.5, 0.0, None, 0.9])
 @pytest.mark.parametrize("use_mask", [False, True])
 def test_segmentation_matches_oracle(thr, use_mask):
@@ -180,7 +180,7 @@ def test_segmentation_bad_inputs():
         segmentation_from_heatmaps(np.zeros((1, 4, 4, 2)), class_mask=np.ones((1, 3)))
 
 
-# ------------------------------------------------------------------------------------------ boxes
+# --- boxes ---
 def test_boxes_to_pixels():
     boxes = np.array([[[0.0, 0.5, 1.0, 0.75]], [[0.1, 0.2, 0.3, 0.4]]])
     got = boxes_to_pixels(boxes, (10, 20))

@@ -15,7 +15,7 @@ from wsl_jax.localization_metrics import (
 )
 
 
-# ------------------------------------------------------------------------------------------ oracles
+# --- oracles ---
 def _pointing_np(heat, boxes, box_labels, labels, box_valid, tol):
     """Brute force: the dilated box masks, then a look-up at the arg-max pixel."""
     B, H, W, C = heat.shape
@@ -46,7 +46,7 @@ def _peak(H, W, C, peaks):
     return heat
 
 
-# ------------------------------------------------------------------------------------------ pointing game
+# --- pointing game ---
 @pytest.mark.parametrize(
     "peak, hit",
     [
@@ -176,7 +176,7 @@ def test_pointing_bad_inputs(kwargs, match):
         pointing_game(**args)
 
 
-# ------------------------------------------------------------------------------------------ confusion / IoU
+# --- confusion / IoU ---
 def _confusion_np(pred, target, n, ignore):
     keep = target != ignore
     return np.bincount(n * target[keep] + pred[keep], minlength=n * n).reshape(n, n)

@@ -5,16 +5,16 @@ checks raise a :class:`ValueError` naming the argument; value checks run only on
 
 Conventions:
 
-* Layout is channels-last: class maps ``(B, h, w, C)``, heat maps ``(B, H, W, C)``, masks ``(B, H,
-  W)``.
+* Layout is channels-last: class maps ``(B, h, w, C)``, heat maps ``(B, H, W, C)``, masks
+  ``(B, H, W)``.
 * Resizing uses :func:`jax.image.resize` with **half-pixel centres**: output pixel ``i`` samples the
-  input at ``(i + 0.5) · h / H − 0.5``, and samples outside ``[0, h − 1]`` take the edge value. This
+  input at ``(i + 0.5) · h / H - 0.5``, and samples outside ``[0, h - 1]`` take the edge value. This
   is PyTorch's ``F.interpolate(..., mode="bilinear", align_corners=False)`` and TF2's
   ``tf.image.resize``. No anti-aliasing is applied (it would only matter when shrinking).
 * Pixel coordinates are continuous: pixel ``(i, j)`` covers ``[i, i + 1) × [j, j + 1)`` and its
   centre is ``(i + 0.5, j + 0.5)``. Boxes are absolute ``[ymin, xmin, ymax, xmax]`` in these
   coordinates; :func:`boxes_to_pixels` converts boxes normalised to ``[0, 1]``. A VOC box (1-based,
-  inclusive pixel indices) ``(xmin, ymin, xmax, ymax)`` is ``[ymin − 1, xmin − 1, ymax, xmax]``
+  inclusive pixel indices) ``(xmin, ymin, xmax, ymax)`` is ``[ymin - 1, xmin - 1, ymax, xmax]``
   here.
 * Segmentation labels: ``0`` is background and ``c + 1`` is class ``c`` (so ``num_classes = C + 1``
   when computing a :func:`~wsl_jax.localization_metrics.confusion_matrix`), as in VOC.
@@ -85,7 +85,7 @@ def normalize_heatmaps(heatmaps) -> jax.Array:
       heatmaps: ``(B, H, W, C)`` scores.
 
     Returns:
-      ``(B, H, W, C)`` float heat maps, ``(x − min) / (max − min)`` over each ``(H, W)`` plane; a
+      ``(B, H, W, C)`` float heat maps, ``(x - min) / (max - min)`` over each ``(H, W)`` plane; a
       constant plane becomes all zeros (never NaN).
 
     Example:
@@ -173,7 +173,8 @@ def segmentation_from_heatmaps(heatmaps, *, class_mask=None, background_threshol
         class_mask = jnp.asarray(class_mask)
         if class_mask.shape != (batch, num_classes):
             raise ValueError(
-                f"`class_mask` must have shape (B, C) = {(batch, num_classes)}, got {class_mask.shape}."
+                f"`class_mask` must have shape (B, C) = {(batch, num_classes)}, "
+                f"got {class_mask.shape}."
             )
         allowed = jnp.broadcast_to(class_mask.astype(bool)[:, None, None, :], x.shape)
         x = jnp.where(allowed, x, -jnp.inf)

@@ -1,5 +1,4 @@
-"""Localization metrics: the pointing game, the segmentation confusion matrix and mean IoU (SPEC
-§A5–A6).
+"""Localization metrics: pointing game, segmentation confusion matrix, mean IoU (SPEC §A5–A6).
 
 All functions are pure and jittable (``num_classes`` and ``ignore_index`` are static). Shape checks
 raise a :class:`ValueError` naming the argument; value checks (class ids in range) run only on
@@ -12,10 +11,10 @@ Pointing game (Zhang et al., "Top-down neural attention by excitation backprop",
   pixels (Euclidean distance, 0 inside) of one of those boxes, i.e. inside a box dilated by
   ``tolerance`` with rounded corners. Present classes without any valid box cannot be scored and are
   skipped.
-* Pixel ``(i, j)`` has centre ``(i + 0.5, j + 0.5)``; boxes are absolute ``[ymin, xmin, ymax,
-  xmax]`` in the same continuous coordinates (see :mod:`wsl_jax.localization`, and
-  :func:`~wsl_jax.localization.boxes_to_pixels` for normalised boxes). Among tied maxima the first
-  pixel in row-major order is the arg-max.
+* Pixel ``(i, j)`` has centre ``(i + 0.5, j + 0.5)``; boxes are absolute
+  ``[ymin, xmin, ymax, xmax]`` in the same continuous coordinates (see :mod:`wsl_jax.localization`,
+  and :func:`~wsl_jax.localization.boxes_to_pixels` for normalised boxes). Among tied maxima the
+  first pixel in row-major order is the arg-max.
 * Accuracy is reported per class (hits / totals), as the mean over the classes that were scored at
   least once (the usual figure), and overall (all hits / all totals). Sum ``hits`` and ``totals``
   over batches before calling :func:`pointing_game_accuracy`.
@@ -151,13 +150,13 @@ def pointing_game_accuracy(hits, totals):
       totals: ``(C,)`` scored (image, class) pair counts.
 
     Returns:
-      ``(per_class, mean, overall)``: ``(C,)`` float32 ``hits / totals`` (NaN where ``totals ==
-      0``), their mean over the classes with ``totals > 0`` (the usual figure), and ``sum(hits) /
-      sum(totals)``. Both scalars are NaN when nothing was scored.
+      ``(per_class, mean, overall)``: ``(C,)`` float32 ``hits / totals`` (NaN where
+      ``totals == 0``), their mean over the classes with ``totals > 0`` (the usual figure), and
+      ``sum(hits) / sum(totals)``. Both scalars are NaN when nothing was scored.
 
     Example:
-      >>> per_class, mean, overall = pointing_game_accuracy(jnp.array([1, 3, 0]), jnp.array([2, 3, 0]))
-      >>> per_class, mean, overall
+      >>> hits, totals = jnp.array([1, 3, 0]), jnp.array([2, 3, 0])
+      >>> pointing_game_accuracy(hits, totals)
       (Array([0.5, 1. , nan], dtype=float32), Array(0.75, dtype=float32), Array(0.8, dtype=float32))
     """
     hits = jnp.asarray(hits)
@@ -257,7 +256,7 @@ def mean_iou(confusion):
       (Array([0.75    , 0.666667,      nan], dtype=float32), Array(0.708333, dtype=float32))
     """
     if not isinstance(confusion, jax.Array):
-        # Through float64 NumPy: int64 counts beyond 2**31 (a large data set) would wrap in jnp.int32.
+        # Through float64 NumPy: int64 counts past 2**31 (a large data set) would wrap in int32.
         confusion = np.asarray(confusion, np.float64).astype(np.float32)
     confusion = jnp.asarray(confusion)
     if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1] or confusion.shape[0] == 0:

@@ -81,17 +81,16 @@ def save_overlay(
     """Writes a PNG: the image, one heat map per present class over it, and the mask.
 
     Panels, left to right: the image; for each class ``c`` with ``labels[c]`` set, the heat map
-      (``jet``,
-    ``[0, 1]``; maps outside that range are min-max scaled) blended over the image, with a white
-    ``+`` at its arg-max and the peak value in the title; then, if given, the mask in the VOC
+    (``jet``, ``[0, 1]``; maps outside that range are min-max scaled) blended over the image, with a
+    white ``+`` at its arg-max and the peak value in the title; then, if given, the mask in the VOC
     colours over the dimmed image (``0`` background, uncoloured; ``c + 1`` class ``c``; ``255``
     void, white) with a legend. The PNG is ``round(dpi · panel_size · n_panels)`` pixels wide and
     ``round(dpi · (panel_size + 0.4))`` high.
 
     Args:
       path: output file name (``.png``).
-      image: ``(H, W, 3)`` (or ``(H, W)``, ``(H, W, 1)``, ``(H, W, 4)``) uint8, or float in ``[0,
-        1]`` (other float ranges are min-max scaled for display).
+      image: ``(H, W, 3)`` (or ``(H, W)``, ``(H, W, 1)``, ``(H, W, 4)``) uint8, or float in
+        ``[0, 1]`` (other float ranges are min-max scaled for display).
       heatmaps: ``(H, W, C)`` heat maps of this image at image resolution, e.g. one image of
         :func:`~wsl_jax.localization.class_maps_to_heatmaps`.
       labels: ``(C,)`` multi-hot classes to show (ground truth or predicted); ``None`` shows all
@@ -121,7 +120,8 @@ def save_overlay(
     heat = np.asarray(heatmaps)
     if heat.ndim != 3 or heat.shape[:2] != (height, width):
         raise ValueError(
-            f"`heatmaps` must have shape (H, W, C) = ({height}, {width}, C) matching `image`, got {heat.shape}."
+            f"`heatmaps` must have shape (H, W, C) = ({height}, {width}, C) matching `image`, "
+            f"got {heat.shape}."
         )
     num_classes = heat.shape[-1]
     if labels is None:
@@ -143,14 +143,16 @@ def save_overlay(
         mask = np.asarray(mask)
         if mask.shape != (height, width):
             raise ValueError(
-                f"`mask` must have shape (H, W) = {(height, width)} matching `image`, got {mask.shape}."
+                f"`mask` must have shape (H, W) = {(height, width)} matching `image`, "
+                f"got {mask.shape}."
             )
         if not np.issubdtype(mask.dtype, np.integer):
             raise ValueError(f"`mask` must hold integer labels, got dtype {mask.dtype}.")
         bad = (mask != 255) & ((mask < 0) | (mask > num_classes))
         if bad.any():
             raise ValueError(
-                f"`mask` labels must be in [0, {num_classes}] (0 background, c + 1 class c) or 255 (void), "
+                f"`mask` labels must be in [0, {num_classes}] (0 background, c + 1 class c) "
+                f"or 255 (void), "
                 f"got {np.unique(mask[bad])[:10]}."
             )
 
@@ -165,7 +167,7 @@ def save_overlay(
 
     axes[0].imshow(img, interpolation="nearest")
     axes[0].set_title("image", fontsize=fontsize)
-    for ax, c in zip(axes[1:], present):
+    for ax, c in zip(axes[1 : 1 + len(present)], present, strict=True):
         plane = heat[..., c]
         ax.imshow(img, interpolation="nearest")
         ax.imshow(
@@ -189,7 +191,7 @@ def save_overlay(
         blend = np.where(mask[..., None] == 0, 0.5 * img, 0.35 * img + 0.65 * colours)
         ax.imshow(blend, interpolation="nearest")
         ax.set_title("mask", fontsize=fontsize)
-        names = ["background"] + list(class_names)
+        names = ["background", *class_names]
         handles = [
             Patch(
                 facecolor=palette[v] if v else (0.0, 0.0, 0.0),
