@@ -5,6 +5,7 @@ Example:
   >>> build_model("small_cnn", 10, k_max=3, k_min=3).head.num_classes
   10
 """
+
 from wsl_jax.models.backbones import BACKBONES
 from wsl_jax.models.backbones import SmallCNN
 from wsl_jax.models.backbones import VGG16
@@ -22,6 +23,7 @@ from wsl_jax.models.wsl import build_model
 
 __all__ = (
     "BACKBONES",
+    "VGG16",
     "BasicBlock",
     "Bottleneck",
     "ResNet",
@@ -29,7 +31,6 @@ __all__ = (
     "ResNet50",
     "ResNet101",
     "SmallCNN",
-    "VGG16",
     "WSLHead",
     "WSLNet",
     "build_backbone",

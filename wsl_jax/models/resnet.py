@@ -21,11 +21,12 @@ torchvision key                        Flax variable
 ``fc.weight`` / ``fc.bias``            none (the backbone has no classifier)
 =====================================  ===============================================================
 """
+
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
-import jax
 import jax.numpy as jnp
 from flax import linen as nn
 
@@ -37,152 +38,161 @@ Dtype = Any
 
 
 class BasicBlock(nn.Module):
-  """torchvision's ``BasicBlock``: two 3×3 conv-BN, identity or 1×1 projection shortcut, expansion 1.
+    """torchvision's ``BasicBlock``: two 3×3 conv-BN, identity or 1×1 projection shortcut, expansion 1.
 
-  Example:
-    >>> import jax, jax.numpy as jnp
-    >>> block = BasicBlock(features=16, stride=2)
-    >>> y, v = jax.eval_shape(lambda x: block.init_with_output(jax.random.key(0), x), jnp.zeros((1, 8, 8, 4)))
-    >>> y.shape, sorted(v["params"])
-    ((1, 4, 4, 16), ['bn1', 'bn2', 'conv1', 'conv2', 'downsample_0', 'downsample_1'])
-  """
-  features: int
-  stride: int = 1
-  dtype: Dtype = jnp.float32
-  expansion = 1
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> block = BasicBlock(features=16, stride=2)
+      >>> y, v = jax.eval_shape(lambda x: block.init_with_output(jax.random.key(0), x), jnp.zeros((1, 8, 8, 4)))
+      >>> y.shape, sorted(v["params"])
+      ((1, 4, 4, 16), ['bn1', 'bn2', 'conv1', 'conv2', 'downsample_0', 'downsample_1'])
+    """
 
-  @nn.compact
-  def __call__(self, x, *, train: bool = False):
-    out = conv(self.features, 3, stride=self.stride, dtype=self.dtype, name="conv1")(x)
-    out = nn.relu(batch_norm(train, dtype=self.dtype, name="bn1")(out))
-    out = conv(self.features, 3, dtype=self.dtype, name="conv2")(out)
-    out = batch_norm(train, dtype=self.dtype, name="bn2")(out)
-    return nn.relu(out + _shortcut(self, x, self.features, train))
+    features: int
+    stride: int = 1
+    dtype: Dtype = jnp.float32
+    expansion = 1
+
+    @nn.compact
+    def __call__(self, x, *, train: bool = False):
+        out = conv(self.features, 3, stride=self.stride, dtype=self.dtype, name="conv1")(x)
+        out = nn.relu(batch_norm(train, dtype=self.dtype, name="bn1")(out))
+        out = conv(self.features, 3, dtype=self.dtype, name="conv2")(out)
+        out = batch_norm(train, dtype=self.dtype, name="bn2")(out)
+        return nn.relu(out + _shortcut(self, x, self.features, train))
 
 
 class Bottleneck(nn.Module):
-  """torchvision's ``Bottleneck`` (v1.5): 1×1 → 3×3 (strided) → 1×1 to ``4·features`` channels.
+    """torchvision's ``Bottleneck`` (v1.5): 1×1 → 3×3 (strided) → 1×1 to ``4·features`` channels.
 
-  Example:
-    >>> import jax, jax.numpy as jnp
-    >>> block = Bottleneck(features=8, stride=2)
-    >>> y, _ = jax.eval_shape(lambda x: block.init_with_output(jax.random.key(0), x), jnp.zeros((1, 8, 8, 4)))
-    >>> y.shape
-    (1, 4, 4, 32)
-  """
-  features: int
-  stride: int = 1
-  dtype: Dtype = jnp.float32
-  expansion = 4
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> block = Bottleneck(features=8, stride=2)
+      >>> y, _ = jax.eval_shape(lambda x: block.init_with_output(jax.random.key(0), x), jnp.zeros((1, 8, 8, 4)))
+      >>> y.shape
+      (1, 4, 4, 32)
+    """
 
-  @nn.compact
-  def __call__(self, x, *, train: bool = False):
-    out = conv(self.features, 1, dtype=self.dtype, name="conv1")(x)
-    out = nn.relu(batch_norm(train, dtype=self.dtype, name="bn1")(out))
-    out = conv(self.features, 3, stride=self.stride, dtype=self.dtype, name="conv2")(out)
-    out = nn.relu(batch_norm(train, dtype=self.dtype, name="bn2")(out))
-    out = conv(self.features * 4, 1, dtype=self.dtype, name="conv3")(out)
-    out = batch_norm(train, dtype=self.dtype, name="bn3")(out)
-    return nn.relu(out + _shortcut(self, x, self.features * 4, train))
+    features: int
+    stride: int = 1
+    dtype: Dtype = jnp.float32
+    expansion = 4
+
+    @nn.compact
+    def __call__(self, x, *, train: bool = False):
+        out = conv(self.features, 1, dtype=self.dtype, name="conv1")(x)
+        out = nn.relu(batch_norm(train, dtype=self.dtype, name="bn1")(out))
+        out = conv(self.features, 3, stride=self.stride, dtype=self.dtype, name="conv2")(out)
+        out = nn.relu(batch_norm(train, dtype=self.dtype, name="bn2")(out))
+        out = conv(self.features * 4, 1, dtype=self.dtype, name="conv3")(out)
+        out = batch_norm(train, dtype=self.dtype, name="bn3")(out)
+        return nn.relu(out + _shortcut(self, x, self.features * 4, train))
 
 
 def _shortcut(block: nn.Module, x, out_features: int, train: bool):
-  """Identity, or torchvision's ``downsample`` (1×1 strided conv + BN) when the shape changes."""
-  if block.stride == 1 and x.shape[-1] == out_features:
-    return x
-  x = conv(out_features, 1, stride=block.stride, dtype=block.dtype, name="downsample_0")(x)
-  return batch_norm(train, dtype=block.dtype, name="downsample_1")(x)
+    """Identity, or torchvision's ``downsample`` (1×1 strided conv + BN) when the shape changes."""
+    if block.stride == 1 and x.shape[-1] == out_features:
+        return x
+    x = conv(out_features, 1, stride=block.stride, dtype=block.dtype, name="downsample_0")(x)
+    return batch_norm(train, dtype=block.dtype, name="downsample_1")(x)
 
 
 _BLOCKS = {"basic": BasicBlock, "bottleneck": Bottleneck}
 
 
 class ResNet(nn.Module):
-  """A fully convolutional ResNet (torchvision layout) returning the ``layer4`` feature map.
+    """A fully convolutional ResNet (torchvision layout) returning the ``layer4`` feature map.
 
-  Attributes:
-    stage_sizes: the number of blocks of ``layer1`` … ``layer4``.
-    block: ``"basic"`` (ResNet-18/34) or ``"bottleneck"`` (ResNet-50/101/152).
-    dtype: computation dtype (``jnp.bfloat16`` for mixed precision); parameters are always float32.
+    Attributes:
+      stage_sizes: the number of blocks of ``layer1`` … ``layer4``.
+      block: ``"basic"`` (ResNet-18/34) or ``"bottleneck"`` (ResNet-50/101/152).
+      dtype: computation dtype (``jnp.bfloat16`` for mixed precision); parameters are always float32.
 
-  ``__call__(images, *, train=False)`` takes ``(B, H, W, C)`` float images (any ``C``) and returns
-  ``(B, ⌈H/32⌉, ⌈W/32⌉, D)`` features (exactly ``H/32`` for multiples of 32). With ``train=True``
-  BatchNorm uses batch statistics and updates ``batch_stats``, which must then be mutable.
+    ``__call__(images, *, train=False)`` takes ``(B, H, W, C)`` float images (any ``C``) and returns
+    ``(B, ⌈H/32⌉, ⌈W/32⌉, D)`` features (exactly ``H/32`` for multiples of 32). With ``train=True``
+    BatchNorm uses batch statistics and updates ``batch_stats``, which must then be mutable.
 
-  Example:
-    >>> import jax, jax.numpy as jnp
-    >>> model = ResNet(stage_sizes=(1, 1, 1, 1), block="basic")       # a ResNet-10
-    >>> y, _ = jax.eval_shape(lambda x: model.init_with_output(jax.random.key(0), x), jnp.zeros((2, 64, 64, 3)))
-    >>> y.shape, model.num_features, model.output_stride
-    ((2, 2, 2, 512), 512, 32)
-  """
-  stage_sizes: Sequence[int] = (2, 2, 2, 2)
-  block: str = "basic"
-  dtype: Dtype = jnp.float32
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> model = ResNet(stage_sizes=(1, 1, 1, 1), block="basic")       # a ResNet-10
+      >>> y, _ = jax.eval_shape(lambda x: model.init_with_output(jax.random.key(0), x), jnp.zeros((2, 64, 64, 3)))
+      >>> y.shape, model.num_features, model.output_stride
+      ((2, 2, 2, 512), 512, 32)
+    """
 
-  output_stride = 32
+    stage_sizes: Sequence[int] = (2, 2, 2, 2)
+    block: str = "basic"
+    dtype: Dtype = jnp.float32
 
-  @property
-  def num_features(self) -> int:
-    """The channel count ``D`` of the output feature map."""
-    return 512 * self._block_cls().expansion
+    output_stride = 32
 
-  def _block_cls(self):
-    if self.block not in _BLOCKS:
-      raise ValueError(f"block must be one of {tuple(_BLOCKS)}, got {self.block!r}.")
-    return _BLOCKS[self.block]
+    @property
+    def num_features(self) -> int:
+        """The channel count ``D`` of the output feature map."""
+        return 512 * self._block_cls().expansion
 
-  @nn.compact
-  def __call__(self, images, *, train: bool = False):
-    x = check_images(images)
-    block_cls = self._block_cls()
-    if len(self.stage_sizes) != 4 or any(int(n) < 1 for n in self.stage_sizes):
-      raise ValueError(f"stage_sizes must be four positive block counts, got {self.stage_sizes!r}.")
-    x = conv(64, 7, stride=2, dtype=self.dtype, name="conv1")(x)
-    x = nn.relu(batch_norm(train, dtype=self.dtype, name="bn1")(x))
-    x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
-    for stage, num_blocks in enumerate(self.stage_sizes):
-      for index in range(num_blocks):
-        stride = 2 if stage > 0 and index == 0 else 1
-        x = block_cls(64 * 2**stage, stride=stride, dtype=self.dtype,
-                      name=f"layer{stage + 1}_{index}")(x, train=train)
-    return x
+    def _block_cls(self):
+        if self.block not in _BLOCKS:
+            raise ValueError(f"block must be one of {tuple(_BLOCKS)}, got {self.block!r}.")
+        return _BLOCKS[self.block]
+
+    @nn.compact
+    def __call__(self, images, *, train: bool = False):
+        x = check_images(images)
+        block_cls = self._block_cls()
+        if len(self.stage_sizes) != 4 or any(int(n) < 1 for n in self.stage_sizes):
+            raise ValueError(
+                f"stage_sizes must be four positive block counts, got {self.stage_sizes!r}."
+            )
+        x = conv(64, 7, stride=2, dtype=self.dtype, name="conv1")(x)
+        x = nn.relu(batch_norm(train, dtype=self.dtype, name="bn1")(x))
+        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        for stage, num_blocks in enumerate(self.stage_sizes):
+            for index in range(num_blocks):
+                stride = 2 if stage > 0 and index == 0 else 1
+                x = block_cls(
+                    64 * 2**stage, stride=stride, dtype=self.dtype, name=f"layer{stage + 1}_{index}"
+                )(x, train=train)
+        return x
 
 
 class ResNet18(ResNet):
-  """ResNet-18 (BasicBlock, ``(2, 2, 2, 2)``): 11,176,512 parameters, 512 output channels.
+    """ResNet-18 (BasicBlock, ``(2, 2, 2, 2)``): 11,176,512 parameters, 512 output channels.
 
-  Example:
-    >>> import jax, jax.numpy as jnp
-    >>> v = jax.eval_shape(ResNet18().init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
-    >>> sum(p.size for p in jax.tree.leaves(v["params"]))
-    11176512
-  """
-  stage_sizes: Sequence[int] = (2, 2, 2, 2)
-  block: str = "basic"
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> v = jax.eval_shape(ResNet18().init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+      >>> sum(p.size for p in jax.tree.leaves(v["params"]))
+      11176512
+    """
+
+    stage_sizes: Sequence[int] = (2, 2, 2, 2)
+    block: str = "basic"
 
 
 class ResNet50(ResNet):
-  """ResNet-50 (Bottleneck, ``(3, 4, 6, 3)``): 23,508,032 parameters, 2048 output channels.
+    """ResNet-50 (Bottleneck, ``(3, 4, 6, 3)``): 23,508,032 parameters, 2048 output channels.
 
-  Example:
-    >>> import jax, jax.numpy as jnp
-    >>> y, v = jax.eval_shape(lambda x: ResNet50().init_with_output(jax.random.key(0), x), jnp.zeros((1, 64, 64, 3)))
-    >>> y.shape, sum(p.size for p in jax.tree.leaves(v["params"]))
-    ((1, 2, 2, 2048), 23508032)
-  """
-  stage_sizes: Sequence[int] = (3, 4, 6, 3)
-  block: str = "bottleneck"
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> y, v = jax.eval_shape(lambda x: ResNet50().init_with_output(jax.random.key(0), x), jnp.zeros((1, 64, 64, 3)))
+      >>> y.shape, sum(p.size for p in jax.tree.leaves(v["params"]))
+      ((1, 2, 2, 2048), 23508032)
+    """
+
+    stage_sizes: Sequence[int] = (3, 4, 6, 3)
+    block: str = "bottleneck"
 
 
 class ResNet101(ResNet):
-  """ResNet-101 (Bottleneck, ``(3, 4, 23, 3)``): 42,500,160 parameters, 2048 output channels.
+    """ResNet-101 (Bottleneck, ``(3, 4, 23, 3)``): 42,500,160 parameters, 2048 output channels.
 
-  Example:
-    >>> import jax, jax.numpy as jnp
-    >>> v = jax.eval_shape(ResNet101().init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
-    >>> sum(p.size for p in jax.tree.leaves(v["params"]))
-    42500160
-  """
-  stage_sizes: Sequence[int] = (3, 4, 23, 3)
-  block: str = "bottleneck"
+    Example:
+      >>> import jax, jax.numpy as jnp
+      >>> v = jax.eval_shape(ResNet101().init, jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
+      >>> sum(p.size for p in jax.tree.leaves(v["params"]))
+      42500160
+    """
+
+    stage_sizes: Sequence[int] = (3, 4, 23, 3)
+    block: str = "bottleneck"
