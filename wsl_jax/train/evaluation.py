@@ -1,0 +1,171 @@
+"""Evaluation of a trained workdir: classification mAP, pointing game, segmentation mIoU, overlays.
+
+``evaluate_workdir(workdir)`` reloads the run's config and its validation-selected parameters
+(``workdir/best``), scores every example of the validation and test splits exactly once, and:
+
+* classification: per-class AP and mAP (non-interpolated, as sklearn);
+* localization: pointing-game accuracy (mean over classes; tolerance in pixels) of the heat maps of
+  the classes present, on data sets with boxes;
+* segmentation: mIoU (background included) of the arg-max mask over the *predicted* classes
+  (score > 0), background where the best normalised heat map is below a threshold chosen on the
+  validation split; on data sets with masks;
+* PNG overlays (image, heat map per present class, predicted mask) of the first test images.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+import orbax.checkpoint as ocp
+from tqdm.auto import tqdm
+
+from wsl_jax import metrics
+from wsl_jax.data import make_eval_dataset, make_global_batch, open_source
+from wsl_jax.localization import boxes_to_pixels, class_maps_to_heatmaps, segmentation_from_heatmaps
+from wsl_jax.localization_metrics import confusion_matrix, mean_iou
+from wsl_jax.localization_metrics import pointing_game, pointing_game_accuracy
+
+THRESHOLDS = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2))
+
+
+def load_run(workdir):
+    """The config, model and selected variables of a finished (or interrupted) run in ``workdir``."""
+    from wsl_jax.train.loop import build_from_config  # noqa: PLC0415 — avoids an import cycle.
+
+    workdir = Path(workdir).expanduser()
+    config_file, best = workdir / "config.json", workdir / "best"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{config_file} not found: is {workdir} a training workdir?")
+    if not best.is_dir():
+        raise FileNotFoundError(f"{best} not found: the run has not evaluated on validation yet.")
+    config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
+    model, _ = build_from_config(config)
+    variables = ocp.StandardCheckpointer().restore(best.absolute())
+    return config, model, variables
+
+
+def _scan_split(model, variables, source, config, mesh):
+    """Scores, pointing-game counts and confusion matrices of one split, every example once."""
+
+    @jax.jit
+    def predict(images):
+        return model.apply(variables, images, train=False, return_maps=True)
+
+    image_size = tuple(config.data.image_size)
+    num_classes = config.data.num_classes
+    scores, labels = [], []
+    hits = np.zeros(num_classes, np.int64)
+    totals = np.zeros(num_classes, np.int64)
+    confusions = {t: np.zeros((num_classes + 1,) * 2, np.int64) for t in THRESHOLDS}
+    dataset = make_eval_dataset(source, batch_size=config.eval.batch_size, image_size=image_size)
+    for host in tqdm(
+        dataset, desc="eval", leave=False, disable=not config.get("progress_bar", True)
+    ):
+        batch = make_global_batch({"image": host["image"]}, mesh)
+        batch_scores, maps = predict(batch["image"])
+        valid = host["valid"]
+        batch_scores = np.asarray(batch_scores)[valid]
+        heat = np.asarray(class_maps_to_heatmaps(maps, image_size, normalize=True))[valid]
+        scores.append(batch_scores)
+        labels.append(host["labels"][valid])
+        if "boxes" in host:
+            h, t = pointing_game(
+                heat,
+                boxes_to_pixels(host["boxes"][valid], image_size),
+                host["label_per_box"][valid],
+                host["labels"][valid] > 0.5,
+                box_valid=host["box_mask"][valid],
+                tolerance=config.eval.get("pointing_tolerance", 4),
+            )
+            hits += np.asarray(h)
+            totals += np.asarray(t)
+        if "mask" in host:
+            predicted = batch_scores > 0
+            for threshold in THRESHOLDS:
+                pred = segmentation_from_heatmaps(
+                    heat, class_mask=predicted, background_threshold=threshold
+                )
+                confusions[threshold] += np.asarray(
+                    confusion_matrix(pred, host["mask"][valid], num_classes=num_classes + 1)
+                )
+    return dict(
+        scores=np.concatenate(scores),
+        labels=np.concatenate(labels),
+        hits=hits,
+        totals=totals,
+        confusions=confusions,
+    )
+
+
+def evaluate_workdir(workdir, *, splits=("validation", "test"), num_overlays: int = 6) -> dict:
+    """Evaluates the selected model of ``workdir``; writes ``eval.json`` and ``overlays/*.png``.
+
+    Returns the metrics per split; the background threshold of the masks is chosen on
+    ``"validation"`` (never on test) and reused for the other splits.
+    """
+    from wsl_jax.overlays import save_overlay  # noqa: PLC0415 — matplotlib only when needed.
+
+    workdir = Path(workdir).expanduser()
+    config, model, variables = load_run(workdir)
+    mesh = jax.make_mesh((jax.device_count(),), ("data",))
+    data_dir = str(Path(config.data.dir).expanduser())
+    split_names = {"validation": config.data.val_split, "test": config.data.test_split}
+    results, threshold = {}, None
+    for split in splits:
+        source = open_source(
+            config.data.name, split_names.get(split, split), data_dir, tuple(config.data.image_size)
+        )
+        scan = _scan_split(model, variables, source, config, mesh)
+        ap = np.asarray(metrics.average_precision(scan["scores"], scan["labels"] > 0.5))
+        out = {"mAP": float(np.nanmean(ap)), "AP": ap.tolist(), "examples": len(scan["scores"])}
+        if scan["totals"].sum():
+            _, mean, overall = pointing_game_accuracy(scan["hits"], scan["totals"])
+            out["pointing_game"] = {"mean_over_classes": float(mean), "overall": float(overall)}
+        if threshold is None:  # The first split (validation) chooses the background threshold.
+            by_t = {t: float(mean_iou(c)[1]) for t, c in scan["confusions"].items()}
+            threshold = max(by_t, key=by_t.get)
+        iou, miou = mean_iou(scan["confusions"][threshold])
+        out["segmentation"] = {
+            "mIoU": float(miou),
+            "IoU": np.asarray(iou).tolist(),
+            "background_threshold": float(threshold),
+        }
+        results[split] = out
+
+    overlay_dir = workdir / "overlays"
+    overlay_dir.mkdir(exist_ok=True)
+    source = open_source(
+        config.data.name, split_names["test"], data_dir, tuple(config.data.image_size)
+    )
+    dataset = make_eval_dataset(
+        source, batch_size=config.eval.batch_size, image_size=tuple(config.data.image_size)
+    )
+    host = next(iter(dataset))
+    batch = make_global_batch({"image": host["image"]}, mesh)
+    scores, maps = jax.jit(lambda x: model.apply(variables, x, train=False, return_maps=True))(
+        batch["image"]
+    )
+    heat = np.asarray(class_maps_to_heatmaps(maps, tuple(config.data.image_size)))
+    masks = np.asarray(
+        segmentation_from_heatmaps(
+            heat, class_mask=np.asarray(scores) > 0, background_threshold=threshold
+        )
+    )
+    names = [str(c) for c in range(config.data.num_classes)]
+    for i in range(min(num_overlays, int(host["valid"].sum()))):
+        image = host["image"][i]
+        image = (image - image.min()) / max(float(image.max() - image.min()), 1e-6)
+        save_overlay(
+            overlay_dir / f"test_{i:02d}.png",
+            image,
+            heat[i],
+            host["labels"][i] > 0.5,
+            mask=masks[i],
+            class_names=names,
+        )
+    (workdir / "eval.json").write_text(json.dumps(results, indent=2))
+    return results

@@ -1,0 +1,37 @@
+"""Training objectives chosen by name in a config: ``(scores (B, C), labels (B, C), valid (B,)) → scalar``."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+
+from wsl_jax import losses, ranking
+
+OBJECTIVES = ("multilabel_soft_margin", "multilabel_hinge", "ap_ranking")
+
+
+def make_objective(name: str) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
+    """The batch loss for a multi-label objective, averaged over the valid examples.
+
+    ``"ap_ranking"`` is the structured AP loss of each class over the batch, averaged over classes.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> loss = make_objective("multilabel_soft_margin")
+      >>> float(loss(jnp.zeros((2, 3)), jnp.ones((2, 3)), jnp.array([True, True])))  # log 2
+      0.693...
+    """
+    if name not in OBJECTIVES:
+        raise ValueError(f"unknown objective {name!r}; valid names: {', '.join(OBJECTIVES)}.")
+
+    def per_example_mean(per_example, valid):
+        weight = valid.astype(jnp.float32)
+        return jnp.sum(per_example * weight) / jnp.maximum(jnp.sum(weight), 1.0)
+
+    if name == "multilabel_soft_margin":
+        return lambda s, y, v: per_example_mean(losses.multilabel_soft_margin(s, y), v)
+    if name == "multilabel_hinge":
+        return lambda s, y, v: per_example_mean(losses.multilabel_hinge(s, y), v)
+    return lambda s, y, v: jnp.mean(ranking.ap_ranking_loss(s, y, where=v))
