@@ -16,7 +16,6 @@ from pathlib import Path
 
 import grain
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import orbax.checkpoint as ocp

@@ -27,6 +27,14 @@ from wsl_jax.zsl.checks import check_attributes, check_finite, is_concrete
 __all__ = ["eszsl_fit", "eszsl_scores", "label_matrix"]
 
 
+def _float(x) -> jax.Array:
+    """At least float32; float64 stays float64 (with ``jax_enable_x64``)."""
+    x = jnp.asarray(x)
+    if not jnp.issubdtype(x.dtype, jnp.floating) or jnp.finfo(x.dtype).bits < 32:
+        x = x.astype(jnp.float32)
+    return x
+
+
 def label_matrix(labels, num_classes: int, *, coding: str = "pm1") -> jax.Array:
     """``Y`` ``(N, z)`` from class ids: ``coding="pm1"`` gives ``{−1, 1}``, ``"01"`` one-hot.
 
@@ -39,11 +47,11 @@ def label_matrix(labels, num_classes: int, *, coding: str = "pm1") -> jax.Array:
     if coding not in ("pm1", "01"):
         raise ValueError(f"`coding` must be 'pm1' or '01', got {coding!r}.")
     labels = jnp.asarray(labels)
-    if is_concrete(labels) and labels.size and (
-            int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"`labels` must be class ids in [0, {num_classes}) (one per row of "
-                         f"`attributes`), got values in [{int(labels.min())}, "
-                         f"{int(labels.max())}].")
+    if is_concrete(labels) and labels.size:
+        lo, hi = int(np.asarray(labels).min()), int(np.asarray(labels).max())
+        if lo < 0 or hi >= num_classes:
+            raise ValueError(f"`labels` must be class ids in [0, {num_classes}) (one per row of "
+                             f"`attributes`), got values in [{lo}, {hi}].")
     onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
     return 2.0 * onehot - 1.0 if coding == "pm1" else onehot
 
@@ -71,8 +79,7 @@ def eszsl_fit(features, labels, attributes, *, gamma: float, lam: float,
     >>> eszsl_scores(v, x, att).argmax(-1)
     Array([0, 1], dtype=int32)
     """
-    features = jnp.asarray(features, jnp.float32)
-    attributes = jnp.asarray(attributes, jnp.float32)
+    features, attributes = _float(features), _float(attributes)
     if features.ndim != 2:
         raise ValueError(f"`features` must be (N, d), got shape {features.shape}.")
     if not (gamma > 0 and lam > 0):
@@ -81,9 +88,9 @@ def eszsl_fit(features, labels, attributes, *, gamma: float, lam: float,
     labels = jnp.asarray(labels)
     if labels.ndim == 1:
         check_attributes(attributes)
-        y = label_matrix(labels, attributes.shape[0], coding=coding)
+        y = label_matrix(labels, attributes.shape[0], coding=coding).astype(features.dtype)
     elif labels.ndim == 2:
-        y = labels.astype(jnp.float32)
+        y = labels.astype(features.dtype)
         check_attributes(attributes, num_classes=y.shape[1])
     else:
         raise ValueError(f"`labels` must be (N,) class ids or an (N, z) matrix, got shape "
@@ -93,8 +100,10 @@ def eszsl_fit(features, labels, attributes, *, gamma: float, lam: float,
                          f"{features.shape[0]}.")
     d, a = features.shape[1], attributes.shape[1]
     hi = jax.lax.Precision.HIGHEST
-    xxt = jnp.matmul(features.T, features, precision=hi) + gamma * jnp.eye(d)
-    sst = jnp.matmul(attributes.T, attributes, precision=hi) + lam * jnp.eye(a)
+    xxt = jnp.matmul(features.T, features, precision=hi) + gamma * jnp.eye(d, dtype=y.dtype)
+    sst = jnp.matmul(attributes.T, attributes, precision=hi) + lam * jnp.eye(a, dtype=y.dtype)
+    attributes = attributes.astype(y.dtype)
+    features = features.astype(y.dtype)
     xyst = jnp.matmul(jnp.matmul(features.T, y, precision=hi), attributes, precision=hi)
     left = solve(xxt, xyst, assume_a="pos")  # (XXᵀ + γI)⁻¹ X Y Sᵀ
     return solve(sst, left.T, assume_a="pos").T  # … (SSᵀ + λI)⁻¹, SSᵀ + λI symmetric

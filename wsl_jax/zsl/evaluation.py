@@ -14,7 +14,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from wsl_jax.metrics import per_class_mean_accuracy
 from wsl_jax.zsl.checks import check_finite, check_splits, is_concrete
 
 __all__ = ["zsl_accuracy", "gzsl_metrics", "choose_calibration"]
@@ -59,8 +58,16 @@ def zsl_accuracy(scores, labels, *, classes) -> jax.Array:
         if outside.size:
             raise ValueError(f"`labels` contain classes {outside.tolist()} that are not among the "
                              f"candidate `classes`.")
-    position = jnp.argmax(labels[:, None] == jnp.asarray(classes)[None, :], axis=-1)
-    return per_class_mean_accuracy(scores[:, classes], position, num_classes=len(classes))
+    # Per-class counts by one-hot comparisons, not segment_sum / gathers, so that scores and
+    # labels may be sharded over the batch on an explicit-axes mesh.
+    is_class = labels[:, None] == jnp.asarray(classes)[None, :]  # (N, K)
+    predicted = jnp.argmax(scores[:, classes], axis=-1)
+    correct = is_class & (predicted[:, None] == jnp.arange(len(classes))[None, :])
+    count = jnp.sum(is_class, axis=0)
+    hits = jnp.sum(correct, axis=0)
+    present = count > 0
+    per_class = jnp.where(present, hits / jnp.maximum(count, 1), 0.0)
+    return jnp.sum(per_class) / jnp.sum(present)
 
 
 def gzsl_metrics(scores_seen_split, labels_seen, scores_unseen_split, labels_unseen, *,

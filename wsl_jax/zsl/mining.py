@@ -35,6 +35,7 @@ are valid classes then returns invalid ids.
 """
 from __future__ import annotations
 
+import functools
 import math
 from typing import Mapping
 
@@ -159,8 +160,6 @@ def _uncertain_priority(distances, labels, valid, *, bias, key=None):
 
 
 def _semi_hard_priority(distances, labels, valid, *, margin, key, fallback="hard"):
-    if fallback not in ("hard", "uniform"):
-        raise ValueError(f"`fallback` must be 'hard' or 'uniform', got {fallback!r}.")
     k_band, k_fall = jax.random.split(_need_key(key, "semi_hard"))
     d_pos = _positive_distance(distances, labels)
     band = valid & (distances > d_pos) & (distances < d_pos + margin)
@@ -175,9 +174,12 @@ def _semi_hard_priority(distances, labels, valid, *, margin, key, fallback="hard
 
 def _correlated_priority(distances, labels, valid, *, attributes, key, temperature=1.0):
     attributes = jnp.asarray(attributes, jnp.float32)
-    check_attributes(attributes, num_classes=distances.shape[-1])
     unit = attributes / jnp.maximum(jnp.linalg.norm(attributes, axis=-1, keepdims=True), 1e-12)
-    sim = unit[labels] @ unit.T  # (B, C) cosine similarity to the positive class
+    # (B, C) cosine similarity to the positive class. A one-hot product rather than a gather
+    # `unit[labels]`, which fails under an explicit-axes mesh with the batch sharded.
+    sim_cc = jnp.matmul(unit, unit.T, precision=jax.lax.Precision.HIGHEST)
+    onehot = jax.nn.one_hot(labels, sim_cc.shape[0], dtype=sim_cc.dtype)
+    sim = jnp.matmul(onehot, sim_cc, precision=jax.lax.Precision.HIGHEST)
     gumbel = jax.random.gumbel(_need_key(key, "correlated"), distances.shape)
     return sim / temperature + gumbel
 
@@ -201,14 +203,38 @@ _PRIORITIES = {
 }
 
 
+_REQUIRED = {
+    "uniform": ("key",), "hard": (), "semi_hard": ("margin", "key"), "uncertain": ("bias",),
+    "correlated": ("attributes", "key"), "bootstrap": ("hard_fraction", "key"),
+}
+
+
 def _mine(scheme, distances, labels, valid, n_neg, options):
-    fn = _PRIORITIES[scheme]
+    """Checks a scheme's options, then runs the jitted priority + top-k."""
+    options = {k: v for k, v in options.items() if v is not None}
+    if "key" in _REQUIRED[scheme] and "key" not in options:
+        raise ValueError(f"Scheme {scheme!r} is random: pass a PRNG `key`.")
+    missing = [o for o in _REQUIRED[scheme] if o not in options]
+    if missing:
+        raise ValueError(f"Scheme {scheme!r} needs option(s) {missing}.")
+    fallback = options.pop("fallback", "hard")
+    if fallback not in ("hard", "uniform"):
+        raise ValueError(f"`fallback` must be 'hard' or 'uniform', got {fallback!r}.")
+    if scheme == "correlated":
+        check_attributes(options["attributes"], num_classes=distances.shape[-1])
+    return _mine_jit(scheme, n_neg, fallback if scheme == "semi_hard" else None, distances,
+                     labels, valid, options)
+
+
+@functools.partial(jax.jit, static_argnames=("scheme", "n_neg", "fallback"))
+def _mine_jit(scheme, n_neg, fallback, distances, labels, valid, options):
+    # One compiled function per (scheme, n_neg, shapes): eager calls do not dispatch op by op,
+    # and inside a caller's jit this is simply inlined.
     if scheme == "bootstrap":
         options = dict(options, n_neg=n_neg)
-    try:
-        priority = fn(distances, labels, valid, **options)
-    except TypeError as err:  # a missing / unexpected scheme option
-        raise ValueError(f"Scheme {scheme!r}: {err}") from None
+    if scheme == "semi_hard":
+        options = dict(options, fallback=fallback)
+    priority = _PRIORITIES[scheme](distances, labels, valid, **options)
     return _select(priority, valid, n_neg)
 
 

@@ -107,13 +107,24 @@ def embed_images(params, x) -> jax.Array:
     >>> embed_images(params, jnp.array([[1., 1., 0.]]))
     Array([[1., 2.]], dtype=float32)
     """
-    h = jnp.asarray(x)
-    check_finite("x", h)
+    _check_features(params, x)
+    return _embed(params, x)
+
+
+def _check_features(params, x):
+    x = jnp.asarray(x)
+    check_finite("x", x)
+    layers = _hidden_layers(params)
+    expected = jnp.shape(layers[0]["kernel"] if layers else params["W"])[0]
+    if x.ndim != 2 or x.shape[-1] != expected:
+        raise ValueError(f"`x` must be (B, {expected}) image features, got shape {x.shape}.")
+
+
+@jax.jit
+def _embed(params, x):
+    h = x
     for layer in _hidden_layers(params):
         h = jax.nn.relu(h @ layer["kernel"] + layer["bias"])
-    if h.shape[-1] != jnp.shape(params["W"])[0]:
-        raise ValueError(f"`x` has {h.shape[-1]} features but the image map expects "
-                         f"{jnp.shape(params['W'])[0]}.")
     return h @ params["W"]
 
 
@@ -135,6 +146,11 @@ def embedded_distances(z, attributes, metric) -> jax.Array:
     """
     z, attributes, metric = jnp.asarray(z), jnp.asarray(attributes), jnp.asarray(metric)
     check_attributes(attributes, attribute_dim=metric.shape[-1])
+    return _expanded_distances(z, attributes, metric)
+
+
+@jax.jit
+def _expanded_distances(z, attributes, metric):
     lz = z @ metric.T  # (B, r)
     la = attributes @ metric.T  # (C, r)
     sq = (jnp.sum(lz * lz, -1)[:, None] - 2.0 * lz @ la.T + jnp.sum(la * la, -1)[None, :])
@@ -150,7 +166,14 @@ def distances(params, x, attributes) -> jax.Array:
     >>> distances(params, jnp.array([[1., 5.]]), jnp.array([[0., 0.], [1., -3.]]))
     Array([[1., 0.]], dtype=float32)
     """
-    return embedded_distances(embed_images(params, x), attributes, params["L"])
+    _check_features(params, x)
+    check_attributes(attributes, attribute_dim=jnp.shape(params["W"])[-1])
+    return _distances(params, x, attributes)
+
+
+@jax.jit
+def _distances(params, x, attributes):
+    return _expanded_distances(_embed(params, x), attributes, params["L"])
 
 
 def scores(params, x, attributes) -> jax.Array:
@@ -201,7 +224,7 @@ def pair_loss(params, x, attributes, pair_classes, pair_labels, *, lam: float = 
         raise ValueError(f"`pair_classes` must hold integer class ids, got {pair_classes.dtype}.")
     num_classes = attributes.shape[0]
     if is_concrete(pair_classes) and pair_classes.size:
-        lo, hi = int(pair_classes.min()), int(pair_classes.max())
+        lo, hi = int(np.asarray(pair_classes).min()), int(np.asarray(pair_classes).max())
         if lo < 0 or hi >= num_classes:
             raise ValueError(f"`pair_classes` must index the {num_classes} rows of `attributes`, "
                              f"got values in [{lo}, {hi}].")
@@ -209,15 +232,29 @@ def pair_loss(params, x, attributes, pair_classes, pair_labels, *, lam: float = 
         y = jnp.where(y, 1.0, -1.0)
     elif is_concrete(y) and y.size and not np.all(np.isin(np.asarray(y), (-1, 1))):
         raise ValueError("`pair_labels` must be +1 / -1 (or bool).")
-    z = embed_images(params, x)  # (B, p)
-    check_attributes(attributes, attribute_dim=z.shape[-1])
-    err = z[:, None, :] - attributes[pair_classes]  # (B, K, p); K is small
-    dist = jnp.sum(jnp.square(err @ params["L"].T), -1)
+    _check_features(params, x)
+    check_attributes(attributes, attribute_dim=jnp.shape(params["W"])[-1])
+    if where is not None:
+        where = jnp.asarray(where, bool)
+        if where.shape != pair_classes.shape:
+            raise ValueError(f"`where` must have shape {pair_classes.shape}, got {where.shape}.")
+    return _pair_loss(params, x, attributes, pair_classes, y, lam, where)
+
+
+@jax.jit
+def _pair_loss(params, x, attributes, pair_classes, y, lam, where):
+    z = _embed(params, x)  # (B, p)
+    # Pair terms are read off (B, C) matrices with take_along_axis rather than gathering
+    # attributes[pair_classes]: a gather with batch-sharded indices fails under an
+    # explicit-axes mesh, and the (B, C) distances are the ones mining uses anyway.
+    dist = jnp.take_along_axis(_expanded_distances(z, attributes, params["L"]), pair_classes, 1)
+    sq_err = jnp.take_along_axis(  # ‖φ(x) − a‖²
+        _expanded_distances(z, attributes, jnp.eye(z.shape[-1], dtype=z.dtype)), pair_classes, 1)
     f = params["b"] - dist
     y = y.astype(f.dtype)
-    loss = jax.nn.softplus(-y * f) + lam * (y > 0) * jnp.sum(jnp.square(err), -1)
+    loss = jax.nn.softplus(-y * f) + lam * (y > 0) * sq_err
     if where is not None:
-        loss = jnp.where(jnp.asarray(where), loss, 0.0)
+        loss = jnp.where(where, loss, 0.0)
     return loss
 
 
@@ -244,11 +281,16 @@ def predict(params, x, attributes, *, classes=None) -> jax.Array:
     if classes is None:
         return jnp.argmax(scores(params, x, attributes), axis=-1).astype(jnp.int32)
     classes = jnp.asarray(classes).reshape(-1)
-    if is_concrete(classes) and classes.size and (
-            int(classes.min()) < 0 or int(classes.max()) >= attributes.shape[0]):
-        raise ValueError(f"`classes` must index the {attributes.shape[0]} rows of `attributes`.")
-    best = jnp.argmax(scores(params, x, attributes[classes]), axis=-1)
-    return classes[best].astype(jnp.int32)
+    if is_concrete(classes) and classes.size:
+        classes = np.asarray(classes)
+        if classes.min() < 0 or classes.max() >= attributes.shape[0]:
+            raise ValueError(f"`classes` must index the {attributes.shape[0]} rows of "
+                             f"`attributes`.")
+    best = jnp.argmax(jnp.take(scores(params, x, attributes), classes, axis=1), axis=-1)
+    classes = jnp.asarray(classes, jnp.int32)
+    # best → class id without a gather (gathers with batch-sharded indices fail on explicit meshes)
+    hit = best[:, None] == jnp.arange(classes.shape[0])[None, :]
+    return jnp.sum(jnp.where(hit, classes[None, :], 0), axis=-1)
 
 
 class MetricEmbedding(nn.Module):
