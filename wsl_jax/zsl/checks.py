@@ -70,7 +70,8 @@ def check_attributes(attributes, *, num_classes: int | None = None,
     if num_classes is not None and shape[0] != num_classes:
         raise ValueError(
             f"`{name}` has {shape[0]} rows (classes) but {num_classes} classes are expected; "
-            f"attributes are (C, p) with one row per class (transpose xlsa17 `att`, which is p x C).")
+            f"attributes are (C, p) with one row per class (transpose xlsa17 `att`, which is "
+            f"p x C).")
     if attribute_dim is not None and shape[1] != attribute_dim:
         raise ValueError(f"`{name}` has {shape[1]} columns (attributes) but the model predicts "
                          f"{attribute_dim}-dimensional attribute vectors.")

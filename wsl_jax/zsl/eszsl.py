@@ -14,6 +14,13 @@ This module takes the library's row-major conventions and maps them: ``features`
 ``Xᵀ``, ``attributes`` ``(z, a)`` (one row per class; transpose xlsa17 ``att``) is ``Sᵀ``, and
 ``labels`` are integer class ids ``(N,)`` into the rows of ``attributes`` (turned into ``Y``) or
 ``Y`` itself ``(N, z)``. Both inverses are applied as symmetric positive-definite solves.
+Computations run in at least float32 (float64 inputs stay float64 with ``jax_enable_x64``).
+
+Target coding: the paper's ``{−1, 1}`` (``coding="pm1"``, the default) equals ``2·onehot − 1``,
+which adds a rank-one term ``−(X 1)(S 1)ᵀ`` to ``X Y Sᵀ`` and so biases the score of class ``c``
+by a multiple of ``s̄ᵀ s_c``. It works with non-negative attributes and light regularisation, but
+on zero-mean synthetic attributes (or with large ``γ``, ``λ``) ``coding="01"`` is much more robust
+(about 40 % vs 100 % unseen accuracy in ``tests/zsl/test_eszsl.py``'s linear problem).
 """
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from wsl_jax.zsl.checks import check_finite, check_splits, is_concrete
 
-__all__ = ["zsl_accuracy", "gzsl_metrics", "choose_calibration"]
+__all__ = ["choose_calibration", "gzsl_metrics", "zsl_accuracy"]
 
 
 def _ids(name, classes, num_classes):

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Mapping
+from collections.abc import Mapping
 
 import jax
 import jax.numpy as jnp
@@ -50,18 +50,18 @@ SCHEMES = BASE_SCHEMES + ("mixture",)
 
 __all__ = [
     "SCHEMES",
-    "negative_mask",
-    "uniform_negatives",
+    "bootstrap_negatives",
+    "bootstrap_schedule",
+    "correlated_negatives",
     "hard_negatives",
+    "make_pairs",
+    "mine_negatives",
+    "mixture_negatives",
+    "negative_mask",
+    "resolve_counts",
     "semi_hard_negatives",
     "uncertain_negatives",
-    "correlated_negatives",
-    "bootstrap_negatives",
-    "mixture_negatives",
-    "resolve_counts",
-    "bootstrap_schedule",
-    "mine_negatives",
-    "make_pairs",
+    "uniform_negatives",
 ]
 
 
@@ -431,7 +431,8 @@ def bootstrap_schedule(step, *, warmup_steps: int, anneal_steps: int) -> jax.Arr
     ``anneal_steps=0`` switches abruptly from uniform to hard. Jittable in ``step``.
 
     >>> from wsl_jax.zsl import bootstrap_schedule
-    >>> [float(bootstrap_schedule(s, warmup_steps=10, anneal_steps=20)) for s in (0, 10, 20, 30, 99)]
+    >>> [float(bootstrap_schedule(s, warmup_steps=10, anneal_steps=20))
+    ...  for s in (0, 10, 20, 30, 99)]
     [0.0, 0.0, 0.5, 1.0, 1.0]
     >>> float(bootstrap_schedule(10, warmup_steps=10, anneal_steps=0))
     1.0

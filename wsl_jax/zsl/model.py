@@ -24,7 +24,7 @@ array is ``(p, C)``: transpose it). Weight decay is left to the optimiser
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
@@ -35,13 +35,13 @@ from wsl_jax.zsl.checks import check_attributes, check_finite, is_concrete
 
 __all__ = [
     "MetricEmbedding",
-    "init_metric_params",
+    "distances",
     "embed_images",
     "embedded_distances",
-    "distances",
-    "scores",
+    "init_metric_params",
     "pair_loss",
     "predict",
+    "scores",
 ]
 
 
@@ -288,7 +288,8 @@ def predict(params, x, attributes, *, classes=None) -> jax.Array:
                              f"`attributes`.")
     best = jnp.argmax(jnp.take(scores(params, x, attributes), classes, axis=1), axis=-1)
     classes = jnp.asarray(classes, jnp.int32)
-    # best → class id without a gather (gathers with batch-sharded indices fail on explicit meshes)
+    # best → class id without a gather (a gather with batch-sharded indices fails on an
+    # explicit-axes mesh)
     hit = best[:, None] == jnp.arange(classes.shape[0])[None, :]
     return jnp.sum(jnp.where(hit, classes[None, :], 0), axis=-1)
 
