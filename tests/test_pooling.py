@@ -302,6 +302,35 @@ def test_same_input_same_bits():
     np.testing.assert_array_equal(fn(z), fn(z))
 
 
+def test_nan_scores_propagate_without_hanging():
+    rows = jnp.array([[jnp.nan] * 6, [1.0, jnp.nan, 3.0, 0.5, 2.0, -1.0], [1.0, 2, 3, 4, 5, 6]])
+    out = max_min_pool(rows, k_max=3, k_min=2, lam=0.7)
+    assert np.isnan(out[0]) and np.isnan(out[1])
+    np.testing.assert_allclose(out[2], 5.0 + 0.7 * 1.5)
+
+
+@pytest.mark.parametrize(
+    "row",
+    [
+        [np.inf] * 6,
+        [-np.inf] * 6,
+        [1, np.inf, -np.inf, 2, 3, 4],
+        [np.inf, np.inf, np.inf, 1, 2, 3],
+        [3e38, -3e38, 1e38, 0, 1, 2],
+    ],
+)
+def test_infinite_and_extreme_scores_match_the_oracle(row):
+    """The selection stays exact; an unselected infinite score makes the result NaN (0 · inf)."""
+    z = np.array([row], np.float32)
+    out, grad = pool_and_grad(jnp.asarray(z), k_max=3, k_min=2, lam=0.7)
+    expected, expected_grad = oracle_pool(z, 3, 2, 0.7)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-6)
+    if np.any(np.isinf(z) & (expected_grad == 0)):
+        assert np.isnan(out).all()
+    else:
+        np.testing.assert_allclose(out, expected, rtol=1e-6)
+
+
 def test_nan_scores_propagate():
     out = max_min_pool(jnp.array([[1.0, jnp.nan, 3.0], [1.0, 2.0, 3.0]]), k_max=2)
     assert np.isnan(out[0]) and out[1] == 2.5

@@ -197,6 +197,9 @@ def max_min_pool(
 
     Returns:
       ``scores`` with the pooled axes removed.
+      A NaN score anywhere in a row makes that row's result NaN, and so does an infinite score that
+      is not selected (it enters the weighted sum with weight 0, and ``0 · inf`` is NaN); selected
+      infinite scores give ±inf. The selection and the gradient stay exact.
 
     Example:
       >>> import jax.numpy as jnp

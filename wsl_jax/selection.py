@@ -275,12 +275,20 @@ def _kth_key(a, valid, k, start=None):
     """
     everything = jnp.ones(a.shape, bool) if valid is None else valid
     active = k > 0
-    if start is None:
-        lo, hi = _masked_min(a, everything), _masked_max(a, everything)
-    else:  # Snap a known bracket of oriented values (see threshold_masks) to keys present in the row.
+    lo, hi = _masked_min(a, everything), _masked_max(a, everything)
+    if start is not None:
+        # Snap a known bracket of oriented values (see threshold_masks) to keys present in the row.
+        # Float comparisons skip NaN, whose keys sort beyond ±inf: rows with NaN keep the full range.
         values, m_lo, m_hi, done = start
-        lo = _masked_min(a, everything & (values >= m_lo[:, None, :]))
-        hi = jnp.where(done, lo, _masked_max(a, everything & (values < m_hi[:, None, :])))
+        has_nan = jnp.any(jnp.isnan(values) & everything, axis=1)
+        snapped_lo = _masked_min(a, everything & (values >= m_lo[:, None, :]))
+        snapped_hi = jnp.where(
+            done, snapped_lo, _masked_max(a, everything & (values < m_hi[:, None, :]))
+        )
+        # An infinite end was never measured (±inf scores may sit there): keep the full range.
+        use_lo = ~has_nan & (jnp.isfinite(m_lo) | done)
+        use_hi = ~has_nan & (jnp.isfinite(m_hi) | done)
+        lo, hi = jnp.where(use_lo, snapped_lo, lo), jnp.where(use_hi, snapped_hi, hi)
     lo, hi = jnp.where(active, lo, 0), jnp.where(active, hi, 0)
 
     def step(state):

@@ -234,3 +234,12 @@ def test_make_global_batch_on_eight_devices(data_dir):
     np.testing.assert_allclose(total, host["image"].sum(), rtol=1e-5)
     with pytest.raises(ValueError, match="not divisible"):
         make_global_batch({"x": np.zeros((6, 2))}, mesh)
+
+
+def test_pad_ragged_keeps_voc_difficult_flags():
+    example = {"image": np.zeros((4, 4, 3), np.uint8), "labels": np.eye(20, dtype=np.uint8)[3],
+               "difficult": np.eye(20, dtype=bool)[3], "boxes": [np.array([0, 0, .5, .5])] * 2,
+               "label_per_box": [3, 3], "box_difficult": [True, False]}
+    out = pad_ragged(example, max_boxes=3)
+    assert out["difficult"].dtype == bool and out["difficult"].tolist() == example["difficult"].tolist()
+    assert out["box_difficult"].tolist() == [True, False, False]

@@ -1,6 +1,11 @@
 """End-to-end tests of train_and_evaluate on the tiny cluttered_digits config (8 CPU devices)."""
 
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -11,21 +16,39 @@ from configs import digits_weldon
 from wsl_jax.train import evaluation, loop
 
 
+ROOT = Path(__file__).resolve().parents[2]
+# The tiny run, as command-line overrides of configs/digits_weldon.py (also applied in-process).
+TINY = {
+    "progress_bar": False,
+    "data.name": "cluttered_digits/tiny",
+    "data.image_size": (32, 32),
+    "model.backbone_kwargs.widths": (8, 16),
+    "model.backbone_kwargs.convs_per_stage": 1,
+    "train.steps": 6,
+    "train.batch_size": 8,
+    "train.log_every": 1,
+    "train.eval_every": 3,
+    "train.checkpoint_every": 2,
+    "eval.batch_size": 8,
+}
+
+
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory):
     config = digits_weldon.get_config()
-    config.progress_bar = False
-    config.data.name = "cluttered_digits/tiny"
+    for key, value in TINY.items():
+        *parents, leaf = key.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[leaf] = value
     config.data.dir = str(tmp_path_factory.mktemp("tfds"))
-    config.data.image_size = (32, 32)
-    config.model.backbone_kwargs = {"widths": (8, 16), "convs_per_stage": 1}
-    config.train.steps = 6
-    config.train.batch_size = 8
-    config.train.log_every = 1
-    config.train.eval_every = 3
-    config.train.checkpoint_every = 2
-    config.eval.batch_size = 8
     return config
+
+
+def _losses(workdir):
+    lines = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return [line["loss"] for line in lines if "loss" in line]
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +137,66 @@ def test_evaluate_workdir_reports_localization_and_writes_overlays(trained):
 def test_evaluate_needs_a_training_workdir(tmp_path):
     with pytest.raises(FileNotFoundError, match="config.json"):
         evaluation.evaluate_workdir(tmp_path)
+
+
+def test_one_device_gives_the_same_loss_curve_as_eight(tiny_config, trained, tmp_path):
+    """train.py in a subprocess with a single CPU device against the in-process 8-device run."""
+    workdir, _ = trained
+    flags = [f"--config.{key}={value}" for key, value in TINY.items()]
+    env = dict(
+        os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", JAX_PLATFORMS="cpu"
+    )
+    subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            "--config",
+            "configs/digits_weldon.py",
+            "--workdir",
+            str(tmp_path / "one"),
+            f"--config.data.dir={tiny_config.data.dir}",
+            *flags,
+        ],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    config = json.loads((tmp_path / "one" / "config.json").read_text())
+    assert config["train"]["batch_size"] == 8
+    np.testing.assert_allclose(_losses(tmp_path / "one"), _losses(workdir), rtol=1e-4)
+
+
+def test_corrupt_latest_checkpoint_falls_back_to_the_previous(tiny_config, trained, tmp_path):
+    workdir, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(workdir, run)
+    shutil.rmtree(run / "overlays", ignore_errors=True)
+    for f in (run / "checkpoints" / "6" / "state").rglob("*"):
+        if f.is_file():
+            f.write_bytes(b"garbage")  # A truncated or corrupt save.
+    with pytest.warns(UserWarning, match="unreadable"):
+        loop.train_and_evaluate(tiny_config, run)
+    jax.tree.map(np.testing.assert_array_equal, _final_params(workdir), _final_params(run))
+
+
+def test_non_finite_loss_stops_with_a_clear_error(tiny_config, tmp_path):
+    config = tiny_config.copy_and_resolve_references()
+    config.optimizer.name = "sgd"
+    config.optimizer.learning_rate = 1e30
+    config.optimizer.warmup_steps = 0
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        loop.train_and_evaluate(config, tmp_path)
+
+
+def test_no_recompilation_after_the_first_step(tiny_config, tmp_path, monkeypatch):
+    steps = []
+    real = loop.make_train_step
+
+    def recording(*args):
+        steps.append(real(*args))
+        return steps[-1]
+
+    monkeypatch.setattr(loop, "make_train_step", recording)
+    loop.train_and_evaluate(tiny_config, tmp_path)
+    assert steps[0]._cache_size() == 1

@@ -73,6 +73,11 @@ def pad_ragged(example: Mapping[str, Any], max_boxes: int = 4,
         out["label_per_box"] = np.full((max_boxes,), -1, np.int32)
         if "label_per_box" in example:
             out["label_per_box"][:k] = np.asarray(example["label_per_box"], np.int32).reshape(-1)
+        if "box_difficult" in example:  # VOC: difficult objects, padded with False.
+            out["box_difficult"] = np.zeros((max_boxes,), bool)
+            out["box_difficult"][:k] = np.asarray(example["box_difficult"], bool).reshape(-1)
+    if "difficult" in example:  # VOC: classes to ignore at evaluation (``where=~difficult``).
+        out["difficult"] = np.asarray(example["difficult"], bool)
     if "index" in example:
         out["index"] = np.int64(example["index"])
     return out

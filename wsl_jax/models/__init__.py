@@ -11,6 +11,9 @@ from wsl_jax.models.backbones import SmallCNN
 from wsl_jax.models.backbones import VGG16
 from wsl_jax.models.backbones import build_backbone
 from wsl_jax.models.backbones import torch_key_to_flax
+from wsl_jax.models.convert import load_torch_state_dict
+from wsl_jax.models.convert import torchvision_resnet_to_flax
+from wsl_jax.models.convert import wildcat_checkpoint_to_flax
 from wsl_jax.models.resnet import BasicBlock
 from wsl_jax.models.resnet import Bottleneck
 from wsl_jax.models.resnet import ResNet
@@ -35,5 +38,8 @@ __all__ = (
     "WSLNet",
     "build_backbone",
     "build_model",
+    "load_torch_state_dict",
     "torch_key_to_flax",
+    "torchvision_resnet_to_flax",
+    "wildcat_checkpoint_to_flax",
 )

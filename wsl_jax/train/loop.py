@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import grain
@@ -19,6 +20,7 @@ import jax
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from wsl_jax import metrics
@@ -50,10 +52,13 @@ def build_from_config(config):
     return model, make_optimizer(config.optimizer, config.train.steps)
 
 
-def make_train_step(model, tx, objective):
+def make_train_step(model, tx, objective, mesh):
     """The jitted data-parallel step; the state's buffers are donated."""
 
-    @functools.partial(jax.jit, donate_argnums=0)
+    # Pinning the outputs to the (replicated) input sharding keeps the step from recompiling.
+    replicated = NamedSharding(mesh, P())
+
+    @functools.partial(jax.jit, donate_argnums=0, out_shardings=(replicated, replicated))
     def train_step(state: TrainState, batch):
         def loss_fn(params):
             scores, updates = model.apply(
@@ -143,9 +148,12 @@ def _restore_latest(manager, abstract_state, train_iter):
             )
             return restored["state"], step
         except Exception as error:  # noqa: BLE001 — any unreadable checkpoint: fall back.
-            log.warning(
-                "checkpoint at step %d is unreadable (%s); trying an older one", step, error
+            warnings.warn(
+                f"checkpoint at step {step} is unreadable ({type(error).__name__}: {error}); "
+                "removing it and trying an older one",
+                stacklevel=2,
             )
+            manager.delete(step)  # So that the resumed run can save this step again.
     return None, 0
 
 
@@ -209,7 +217,7 @@ def train_and_evaluate(config, workdir) -> dict:
     if restored is not None:
         state = restored
         log.info("resumed from step %d", start)
-    train_step = make_train_step(model, tx, make_objective(config.loss))
+    train_step = make_train_step(model, tx, make_objective(config.loss), mesh)
     predict = make_predict(model)
     writer = _MetricsWriter(workdir)
     best_path = workdir / "best.json"

@@ -1,0 +1,228 @@
+"""Loader of the xlsa17 zero-shot benchmark files (Xian et al., "ZSL: the Good, the Bad and the Ugly").
+
+A user-supplied directory ``<root>/<DATASET>/`` (``AWA1``, ``AWA2``, ``CUB``, ``SUN``, ``APY``) holds
+
+* ``res101.mat``: ``features`` (d x N, d = 2048 for ResNet-101), ``labels`` (N x 1, **1-based**),
+  ``image_files`` (N x 1 cell of paths, optional here);
+* ``att_splits.mat``: ``att`` (p x C, L2-normalised columns), ``original_att`` (p x C), the **1-based**
+  index sets ``trainval_loc``, ``train_loc``, ``val_loc``, ``test_seen_loc``, ``test_unseen_loc``, and
+  ``allclasses_names`` (C x 1 cell).
+
+``load_xlsa17`` returns NumPy arrays with 0-based indices and labels, rows for examples and classes:
+``features`` (N, d) float32, ``labels`` (N,) int64, ``attributes`` (C, p) float32, the five splits as
+sorted-as-stored int64 index arrays keyed ``trainval``, ``train``, ``val``, ``test_seen``,
+``test_unseen``, and the seen (classes of ``trainval``) and unseen (classes of ``test_unseen``) class ids.
+Missing fields, wrong shapes, out-of-range indices, overlapping train/test indices and unseen classes
+present in ``trainval`` raise ``ValueError`` naming the file and the field.
+
+Note: in the released SUN files ``train_loc`` and ``val_loc`` do not partition ``trainval_loc``
+(they come from an older split); this is not treated as an error.
+
+Example (not run; the res101.mat files are not available here)::
+
+    data = load_xlsa17("/data/xlsa17/data", "AWA2")
+    x_train, y_train = data.features[data.splits["trainval"]], data.labels[data.splits["trainval"]]
+    len(data.seen_classes), len(data.unseen_classes), data.attributes.shape   # 40, 10, (50, 85)
+"""
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+import numpy as np
+import scipy.io
+
+SPLIT_FIELDS = {"trainval": "trainval_loc", "train": "train_loc", "val": "val_loc",
+                "test_seen": "test_seen_loc", "test_unseen": "test_unseen_loc"}
+DATASETS = ("AWA1", "AWA2", "CUB", "SUN", "APY")
+
+
+@dataclasses.dataclass(frozen=True)
+class AttSplits:
+    """Contents of ``att_splits.mat``: ``attributes`` (C, p), 0-based ``splits``, ``class_names``.
+
+    >>> a = AttSplits(np.eye(2, 3, dtype=np.float32), None, ["a", "b"], {"trainval": np.array([0])})
+    >>> a.num_classes, a.num_attributes
+    (2, 3)
+    """
+
+    attributes: np.ndarray
+    original_attributes: np.ndarray | None
+    class_names: list
+    splits: dict
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes C."""
+        return int(self.attributes.shape[0])
+
+    @property
+    def num_attributes(self) -> int:
+        """Attribute dimension p."""
+        return int(self.attributes.shape[1])
+
+
+@dataclasses.dataclass(frozen=True)
+class Xlsa17Data:
+    """A loaded xlsa17 data set (see the module docstring for the fields).
+
+    >>> d = Xlsa17Data(np.zeros((3, 2), np.float32), np.array([0, 1, 1]), np.eye(2, dtype=np.float32),
+    ...                None, ["a", "b"], {}, np.array([0]), np.array([1]), None)
+    >>> d.num_classes, d.features.shape
+    (2, (3, 2))
+    """
+
+    features: np.ndarray
+    labels: np.ndarray
+    attributes: np.ndarray
+    original_attributes: np.ndarray | None
+    class_names: list
+    splits: dict
+    seen_classes: np.ndarray
+    unseen_classes: np.ndarray
+    image_files: list | None
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes C."""
+        return int(self.attributes.shape[0])
+
+
+def _load_mat(path: Path) -> dict:
+    if not path.is_file():
+        raise FileNotFoundError(f"xlsa17 file {path} not found")
+    try:
+        return scipy.io.loadmat(os.fspath(path))
+    except NotImplementedError as e:  # MATLAB v7.3 (HDF5) files
+        raise ValueError(f"{path}: MATLAB v7.3 files are not supported, save it with -v7: {e}") from e
+    except Exception as e:
+        raise ValueError(f"{path}: cannot read as a MATLAB file: {e}") from e
+
+
+def _get(mat: dict, path: Path, field: str) -> np.ndarray:
+    if field not in mat:
+        fields = sorted(k for k in mat if not k.startswith("__"))
+        raise ValueError(f"{path}: field {field!r} is missing (fields present: {fields})")
+    return np.asarray(mat[field])
+
+
+def _vector(mat: dict, path: Path, field: str) -> np.ndarray:
+    value = _get(mat, path, field)
+    if value.ndim > 2 or (value.ndim == 2 and min(value.shape) > 1):
+        raise ValueError(f"{path}: field {field!r} must be a vector (n x 1), got shape {value.shape}")
+    value = value.reshape(-1)
+    if value.size and not np.all(np.equal(np.mod(value, 1), 0)):
+        raise ValueError(f"{path}: field {field!r} must hold integers")
+    return value.astype(np.int64)
+
+
+def _strings(value: np.ndarray) -> list:
+    out = []
+    for item in value.reshape(-1):  # MATLAB cells: object arrays of 1-element string arrays
+        a = np.asarray(item).reshape(-1)
+        while a.dtype == object and a.size == 1:
+            a = np.asarray(a[0]).reshape(-1)
+        out.append(str(a[0]) if a.size else "")
+    return out
+
+
+def load_att_splits(path: str | os.PathLike) -> AttSplits:
+    """Reads an ``att_splits.mat``: attributes transposed to (C, p), splits made 0-based.
+
+    Example (not run)::
+
+        a = load_att_splits("../shared/data/zsl/xlsa17/AWA2/att_splits.mat")
+        a.attributes.shape, len(a.splits["test_unseen"])   # (50, 85), 7913
+    """
+    path = Path(path)
+    mat = _load_mat(path)
+    att = _get(mat, path, "att")
+    if att.ndim != 2:
+        raise ValueError(f"{path}: field 'att' must be 2-D (p x C), got shape {att.shape}")
+    num_classes = att.shape[1]
+    original = None
+    if "original_att" in mat:
+        original = np.asarray(mat["original_att"])
+        if original.shape != att.shape:
+            raise ValueError(f"{path}: field 'original_att' has shape {original.shape}, 'att' has {att.shape}")
+        original = original.T.astype(np.float32)
+    names = _strings(_get(mat, path, "allclasses_names"))
+    if len(names) != num_classes:
+        raise ValueError(f"{path}: field 'allclasses_names' has {len(names)} names, 'att' has {num_classes} "
+                         f"classes (columns)")
+    splits = {}
+    for key, field in SPLIT_FIELDS.items():
+        loc = _vector(mat, path, field)
+        if loc.size and loc.min() < 1:
+            raise ValueError(f"{path}: field {field!r} must hold 1-based indices, found {int(loc.min())}")
+        splits[key] = loc - 1
+    for a, b in (("trainval", "test_seen"), ("trainval", "test_unseen"), ("test_seen", "test_unseen")):
+        common = np.intersect1d(splits[a], splits[b])
+        if common.size:
+            raise ValueError(f"{path}: fields {SPLIT_FIELDS[a]!r} and {SPLIT_FIELDS[b]!r} share {common.size} "
+                             f"indices (e.g. {int(common[0]) + 1}, 1-based)")
+    return AttSplits(att.T.astype(np.float32), original, names, splits)
+
+
+def load_res101(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list | None]:
+    """Reads a ``res101.mat``: features (N, d) float32, 0-based labels (N,), image files (or ``None``).
+
+    Example (not run)::
+
+        features, labels, files = load_res101("/data/xlsa17/data/AWA2/res101.mat")   # (37322, 2048)
+    """
+    path = Path(path)
+    mat = _load_mat(path)
+    features = _get(mat, path, "features")
+    if features.ndim != 2:
+        raise ValueError(f"{path}: field 'features' must be 2-D (d x N), got shape {features.shape}")
+    labels = _vector(mat, path, "labels")
+    if labels.shape[0] != features.shape[1]:
+        raise ValueError(f"{path}: field 'labels' has {labels.shape[0]} entries, 'features' has "
+                         f"{features.shape[1]} columns (d x N expected)")
+    if labels.size and labels.min() < 1:
+        raise ValueError(f"{path}: field 'labels' must be 1-based, found {int(labels.min())}")
+    files = None
+    if "image_files" in mat:
+        files = _strings(np.asarray(mat["image_files"]))
+        if len(files) != labels.shape[0]:
+            raise ValueError(f"{path}: field 'image_files' has {len(files)} entries, 'labels' {labels.shape[0]}")
+    return np.ascontiguousarray(features.T, dtype=np.float32), labels - 1, files
+
+
+def load_xlsa17(root: str | os.PathLike, dataset: str) -> Xlsa17Data:
+    """Loads ``<root>/<dataset>/{res101.mat, att_splits.mat}`` and checks them against each other.
+
+    Example (not run)::
+
+        data = load_xlsa17("/data/xlsa17/data", "SUN")
+        len(data.seen_classes), len(data.unseen_classes), data.attributes.shape   # 645, 72, (717, 102)
+    """
+    folder = Path(root) / dataset
+    if not folder.is_dir():
+        raise FileNotFoundError(f"xlsa17 data set folder {folder} not found (expected <root>/<DATASET>/ "
+                                f"with res101.mat and att_splits.mat; DATASET one of {DATASETS})")
+    att_path, res_path = folder / "att_splits.mat", folder / "res101.mat"
+    att = load_att_splits(att_path)
+    features, labels, files = load_res101(res_path)
+    n = labels.shape[0]
+    if labels.size and labels.max() >= att.num_classes:
+        raise ValueError(f"{res_path}: field 'labels' has class {int(labels.max()) + 1} (1-based) but "
+                         f"{att_path} field 'att' has {att.num_classes} classes")
+    for key, loc in att.splits.items():
+        if loc.size and loc.max() >= n:
+            raise ValueError(f"{att_path}: field {SPLIT_FIELDS[key]!r} has index {int(loc.max()) + 1} (1-based) "
+                             f"beyond the {n} examples of {res_path}")
+    seen = np.unique(labels[att.splits["trainval"]])
+    unseen = np.unique(labels[att.splits["test_unseen"]])
+    leaked = np.intersect1d(seen, unseen)
+    if leaked.size:
+        raise ValueError(f"{att_path}: field 'trainval_loc' holds examples of unseen classes "
+                         f"{[att.class_names[c] for c in leaked[:5]]} (classes of 'test_unseen_loc')")
+    stray = np.setdiff1d(np.unique(labels[att.splits["test_seen"]]), seen)
+    if stray.size:
+        raise ValueError(f"{att_path}: field 'test_seen_loc' holds classes absent from 'trainval_loc': "
+                         f"{[att.class_names[c] for c in stray[:5]]}")
+    return Xlsa17Data(features, labels, att.attributes, att.original_attributes, att.class_names,
+                      att.splits, seen, unseen, files)
