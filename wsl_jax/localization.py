@@ -26,6 +26,7 @@ import numbers
 
 import jax
 import jax.numpy as jnp
+from wsl_jax._arrays import at_least_float32 as _float
 
 __all__ = [
     "RESIZE_METHODS",
@@ -36,17 +37,6 @@ __all__ = [
 ]
 
 RESIZE_METHODS = {"bilinear": "linear", "nearest": "nearest", "bicubic": "cubic"}
-
-
-def _concrete(*xs) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in xs)
-
-
-def _float(x) -> jax.Array:
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating) or jnp.finfo(x.dtype).bits < 32:
-        x = x.astype(jnp.float32)
-    return x
 
 
 def _check_4d(name: str, x, what: str) -> None:

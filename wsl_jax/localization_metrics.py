@@ -34,12 +34,9 @@ import numbers
 import jax
 import jax.numpy as jnp
 import numpy as np
+from wsl_jax._arrays import is_concrete as _concrete
 
 __all__ = ["confusion_matrix", "mean_iou", "pointing_game", "pointing_game_accuracy"]
-
-
-def _concrete(*xs) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
 def _is_int(x) -> bool:

@@ -5,12 +5,14 @@ keyword-only; ``where`` masks say which classes count. Scores are computed in at
 float32. Value checks (label ranges, ``margin >= 0``) run only on concrete inputs; under ``jit``
 they are skipped. The structured AP ranking loss lives in :mod:`wsl_jax.ranking`.
 """
+
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from wsl_jax._arrays import is_concrete as _concrete, at_least_float32 as _float
 
 __all__ = [
     "softmax_cross_entropy",
@@ -18,17 +20,6 @@ __all__ = [
     "multilabel_soft_margin",
     "multilabel_hinge",
 ]
-
-
-def _concrete(*xs) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in xs)
-
-
-def _float(x) -> jax.Array:
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating) or jnp.finfo(x.dtype).bits < 32:
-        x = x.astype(jnp.float32)
-    return x
 
 
 def _check_margin(margin):
@@ -42,16 +33,20 @@ def _class_ids(scores, labels):
     if scores.ndim < 1:
         raise ValueError(f"`scores` must have a class axis (..., C), got {scores.shape}.")
     if labels.shape != scores.shape[:-1]:
-        raise ValueError(f"`labels` must have shape {scores.shape[:-1]} (class ids for "
-                         f"`scores` {scores.shape}), got {labels.shape}.")
+        raise ValueError(
+            f"`labels` must have shape {scores.shape[:-1]} (class ids for "
+            f"`scores` {scores.shape}), got {labels.shape}."
+        )
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise ValueError(f"`labels` must hold integer class ids, got dtype {labels.dtype}.")
     num_classes = scores.shape[-1]
     if _concrete(labels) and labels.size:
         values = np.asarray(labels)
         if values.min() < 0 or values.max() >= num_classes:
-            raise ValueError(f"`labels` must be class ids in [0, {num_classes}), "
-                             f"got values in [{values.min()}, {values.max()}].")
+            raise ValueError(
+                f"`labels` must be class ids in [0, {num_classes}), "
+                f"got values in [{values.min()}, {values.max()}]."
+            )
     return scores, labels
 
 
@@ -59,8 +54,9 @@ def _multilabel(scores, labels, where, allowed):
     """Validates ``(…, C)`` binary (or soft, ``allowed="unit"``) labels and the class mask."""
     scores, labels = _float(scores), jnp.asarray(labels)
     if labels.shape != scores.shape:
-        raise ValueError(f"`labels` must have the shape of `scores` {scores.shape}, "
-                         f"got {labels.shape}.")
+        raise ValueError(
+            f"`labels` must have the shape of `scores` {scores.shape}, got {labels.shape}."
+        )
     if _concrete(labels):
         values = np.asarray(labels, dtype=np.float64)
         ok = np.isin(values, (0, 1)) if allowed == "binary" else (values >= 0) & (values <= 1)
@@ -72,8 +68,9 @@ def _multilabel(scores, labels, where, allowed):
         try:
             where = jnp.broadcast_to(where, scores.shape).astype(bool)
         except ValueError:
-            raise ValueError(f"`where` must broadcast to `scores` {scores.shape}, "
-                             f"got {where.shape}.") from None
+            raise ValueError(
+                f"`where` must broadcast to `scores` {scores.shape}, got {where.shape}."
+            ) from None
     return scores, labels.astype(scores.dtype), where
 
 

@@ -24,6 +24,7 @@ Average precision conventions (SPEC A6):
 * A class without any (kept) positive has undefined AP: the result is NaN for that class, and
   :func:`mean_average_precision` averages over the classes with at least one positive.
 """
+
 from __future__ import annotations
 
 import functools
@@ -32,6 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from wsl_jax._arrays import is_concrete as _concrete, at_least_float32 as _float
 
 AP_MODES = ("noninterp", "voc07", "allpoint")
 
@@ -42,17 +44,6 @@ __all__ = [
     "top1_accuracy",
     "per_class_mean_accuracy",
 ]
-
-
-def _concrete(*xs) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in xs)
-
-
-def _float(x) -> jax.Array:
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating) or jnp.finfo(x.dtype).bits < 32:
-        x = x.astype(jnp.float32)
-    return x
 
 
 def _check_no_nan(name, x, where):
@@ -70,16 +61,19 @@ def _prepare_ap(scores, labels, where, mode):
         raise ValueError(f"`scores` must have shape (N,) or (N, C), got {scores.shape}.")
     if labels.shape != scores.shape:
         raise ValueError(
-            f"`labels` must have the shape of `scores` {scores.shape}, got {labels.shape}.")
+            f"`labels` must have the shape of `scores` {scores.shape}, got {labels.shape}."
+        )
     if where is None:
         where = jnp.ones(scores.shape, bool)
     else:
         where = jnp.asarray(where)
         if where.shape not in (scores.shape, scores.shape[:1]):
-            raise ValueError(f"`where` must have shape {scores.shape} or {scores.shape[:1]}, "
-                             f"got {where.shape}.")
-        where = jnp.broadcast_to(where.reshape(where.shape + (1,) * (scores.ndim - where.ndim)),
-                                 scores.shape).astype(bool)
+            raise ValueError(
+                f"`where` must have shape {scores.shape} or {scores.shape[:1]}, got {where.shape}."
+            )
+        where = jnp.broadcast_to(
+            where.reshape(where.shape + (1,) * (scores.ndim - where.ndim)), scores.shape
+        ).astype(bool)
     _check_no_nan("scores", scores, where)
     if _concrete(labels):
         values = np.asarray(labels)
@@ -165,15 +159,18 @@ def _prepare_accuracy(logits, labels, where, num_classes):
     if logits.ndim != 2:
         raise ValueError(f"`logits` must have shape (N, C), got {logits.shape}.")
     if labels.shape != logits.shape[:1]:
-        raise ValueError(f"`labels` must have shape {logits.shape[:1]} (class ids), "
-                         f"got {labels.shape}.")
+        raise ValueError(
+            f"`labels` must have shape {logits.shape[:1]} (class ids), got {labels.shape}."
+        )
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise ValueError(f"`labels` must hold integer class ids, got dtype {labels.dtype}.")
     if _concrete(labels) and labels.size:
         values = np.asarray(labels)
         if values.min() < 0 or values.max() >= num_classes:
-            raise ValueError(f"`labels` must be class ids in [0, {num_classes}), "
-                             f"got values in [{values.min()}, {values.max()}].")
+            raise ValueError(
+                f"`labels` must be class ids in [0, {num_classes}), "
+                f"got values in [{values.min()}, {values.max()}]."
+            )
     if where is None:
         weight = jnp.ones(labels.shape, jnp.float32)
     else:
@@ -230,8 +227,11 @@ def per_class_mean_accuracy(logits, labels, *, num_classes: int, where=None) -> 
     >>> print(f"{per_class_mean_accuracy(logits, labels, num_classes=2):.4f}")
     0.5000
     """
-    if isinstance(num_classes, bool) or not isinstance(num_classes, (int, np.integer)) \
-            or num_classes <= 0:
+    if (
+        isinstance(num_classes, bool)
+        or not isinstance(num_classes, (int, np.integer))
+        or num_classes <= 0
+    ):
         raise ValueError(f"`num_classes` must be a positive int, got {num_classes!r}.")
     labels, correct, weight = _prepare_accuracy(logits, labels, where, int(num_classes))
     count = jax.ops.segment_sum(weight, labels, num_segments=num_classes)

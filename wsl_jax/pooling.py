@@ -155,6 +155,19 @@ def _as_float_scores(scores) -> jax.Array:
     return x
 
 
+def _broadcast_where(where, shape) -> jax.Array:
+    """Checks that ``where`` is a boolean mask broadcastable to ``shape`` and broadcasts it."""
+    where = jnp.asarray(where)
+    if where.dtype != jnp.bool_:
+        raise TypeError(f"where must be a boolean mask, got dtype {where.dtype}.")
+    try:
+        return jnp.broadcast_to(where, shape)
+    except ValueError:
+        raise ValueError(
+            f"where has shape {where.shape}, which does not broadcast to the scores' shape {shape}."
+        ) from None
+
+
 def _to_rows(x: jax.Array, axes: tuple[int, ...]) -> tuple[jax.Array, tuple[int, ...]]:
     """Views ``x`` as ``(pre, n, post)`` with the pooled axes merged into the middle axis.
 
@@ -220,16 +233,7 @@ def max_min_pool(
     k_bot = resolve_k(k_min, n, convention=convention, name="k_min", allow_zero=True)
     _check_lam(lam)
     if where is not None:
-        where = jnp.asarray(where)
-        if where.dtype != jnp.bool_:
-            raise TypeError(f"where must be a boolean mask, got dtype {where.dtype}.")
-        try:
-            where = jnp.broadcast_to(where, x.shape)
-        except ValueError:
-            raise ValueError(
-                f"where has shape {where.shape}, which does not broadcast to the scores' "
-                f"shape {x.shape}."
-            ) from None
+        where = _broadcast_where(where, x.shape)
 
     rows, out_shape = _to_rows(x, axes)
     valid = None if where is None else _to_rows(where, axes)[0]
@@ -358,16 +362,7 @@ def lse_pool(scores, *, r: float = 1.0, axis: Axis = -1, where=None) -> jax.Arra
         n = np.prod([x.shape[a] for a in axes])
         out = (jax.nn.logsumexp(r_value * x32, axis=axes) - np.log(n)) / r_value
         return out.astype(x.dtype)
-    where = jnp.asarray(where)
-    if where.dtype != jnp.bool_:
-        raise TypeError(f"where must be a boolean mask, got dtype {where.dtype}.")
-    try:
-        where = jnp.broadcast_to(where, x.shape)
-    except ValueError:
-        raise ValueError(
-            f"where has shape {where.shape}, which does not broadcast to the scores' "
-            f"shape {x.shape}."
-        ) from None
+    where = _broadcast_where(where, x.shape)
     n_valid = jnp.sum(where, axis=axes)
     safe = jnp.where(where, r_value * x32, 0.0)
     lse = jax.nn.logsumexp(safe, axis=axes, where=where)

@@ -41,18 +41,16 @@ Conventions:
   exact computation; the loss value is then the same up to rounding. The loss is clamped at 0
   against rounding (its exact value is always ``>= 0`` since ``R*`` is a candidate).
 """
+
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+from wsl_jax._arrays import is_concrete as _concrete
 
 __all__ = ["ap_loss_augmented_ranking", "ap_ranking_loss"]
-
-
-def _concrete(*xs) -> bool:
-    return not any(isinstance(x, jax.core.Tracer) for x in xs)
 
 
 def _validate(scores, labels, where):
@@ -65,8 +63,9 @@ def _validate(scores, labels, where):
     if scores.ndim not in (1, 2):
         raise ValueError(f"`scores` must be 1-D (N,) or 2-D (N, C), got shape {scores.shape}.")
     if labels.shape != scores.shape:
-        raise ValueError(f"`labels` must have the shape of `scores` {scores.shape}, "
-                         f"got {labels.shape}.")
+        raise ValueError(
+            f"`labels` must have the shape of `scores` {scores.shape}, got {labels.shape}."
+        )
     if where is None:
         keep = np.ones(scores.shape, bool)
     else:
@@ -81,8 +80,9 @@ def _validate(scores, labels, where):
         lab = np.asarray(labels)
         bad = ~((lab == 0) | (lab == 1)) & np.asarray(keep)
         if bad.any():
-            raise ValueError("`labels` must be binary (0/1 or bool), got value "
-                             f"{lab[bad].ravel()[0]!r}.")
+            raise ValueError(
+                f"`labels` must be binary (0/1 or bool), got value {lab[bad].ravel()[0]!r}."
+            )
     if not jnp.issubdtype(scores.dtype, jnp.floating) or jnp.finfo(scores.dtype).bits < 32:
         scores = scores.astype(jnp.float32)
     return scores, labels != 0, keep
@@ -97,7 +97,7 @@ def _segmented_cumsum(values, seg, starts, num_segments):
     so that the running sum stays at the scale of a single segment.
     """
     totals = jax.ops.segment_sum(values, seg, num_segments=num_segments)
-    reset = jnp.zeros_like(values).at[starts[1:]].add(-totals[:num_segments - 1], mode="drop")
+    reset = jnp.zeros_like(values).at[starts[1:]].add(-totals[: num_segments - 1], mode="drop")
     run = jnp.cumsum(values + reset)
     return run - run[starts[seg]]
 
@@ -107,7 +107,7 @@ def _inference_1d(s, pos, keep):
     n = s.shape[0]
     dtype = s.dtype
     idx = jnp.arange(n, dtype=jnp.int32)
-    s = jnp.where(s == 0, jnp.zeros((), dtype), s)        # -0.0 sorts like 0.0
+    s = jnp.where(s == 0, jnp.zeros((), dtype), s)  # -0.0 sorts like 0.0
     is_pos = pos & keep
     is_neg = (~pos) & keep
     n_pos = is_pos.sum().astype(jnp.int32)
@@ -117,8 +117,8 @@ def _inference_1d(s, pos, keep):
     group = jnp.where(is_pos, 0, jnp.where(is_neg, 1, 2)).astype(jnp.int32)
     _, s_sorted, order = lax.sort((group, -s, idx), num_keys=2, is_stable=True)
     s_sorted = -s_sorted
-    sp = s_sorted                                           # positive i (1-based) at i-1
-    sn = s_sorted[jnp.minimum(idx + n_pos, n - 1)]          # negative j (1-based) at j-1
+    sp = s_sorted  # positive i (1-based) at i-1
+    sn = s_sorted[jnp.minimum(idx + n_pos, n - 1)]  # negative j (1-based) at j-1
     scale = 2.0 / jnp.maximum(n_neg, 1).astype(dtype)
 
     # Divide and conquer over the negatives' 1-based ranks j = 1 .. 2^L - 1, a complete binary
@@ -130,9 +130,9 @@ def _inference_1d(s, pos, keep):
     # length n + M), so compile time does not grow with the number of levels.
     # Rows up to n - 1 suffice: with |N| = n there is no positive and everything is 0.
     levels = max(1, int(np.ceil(np.log2(n))))
-    top = 2 ** levels
+    top = 2**levels
     m_slots = 2 ** (levels - 1)
-    size = n + m_slots                        # >= |P| + 2^l, the total range length
+    size = n + m_slots  # >= |P| + 2^l, the total range length
     m = jnp.arange(m_slots, dtype=jnp.int32)
     t = jnp.arange(size, dtype=jnp.int32)
     zero = jnp.zeros((), dtype)
@@ -144,18 +144,19 @@ def _inference_1d(s, pos, keep):
         left = opt[jnp.where(active, nodes - half, top)]
         right = opt[jnp.where(active, nodes + half, top)]
         total = n_pos + jnp.left_shift(1, level)
-        starts = jnp.where(active, left + m, total)       # ranges telescope: right_m = left_m+1
+        starts = jnp.where(active, left + m, total)  # ranges telescope: right_m = left_m+1
         seg = jnp.cumsum(jnp.zeros(size, jnp.int32).at[starts[1:]].add(1, mode="drop"))
         seg = jnp.minimum(seg, m_slots - 1)
         in_range = t < total
         first = t == starts[seg]
-        c = left[seg] + (t - starts[seg])                # candidate number of positives above
+        c = left[seg] + (t - starts[seg])  # candidate number of positives above
         j = nodes[seg]
         cm = jnp.maximum(c, 1)
         cf = cm.astype(dtype)
         jf = j.astype(dtype)
-        inc = (scale * (sp[jnp.clip(cm - 1, 0, n - 1)] - sn[jnp.clip(j - 1, 0, n - 1)])
-               - cf / (cf + jf - 1) / (cf + jf))
+        inc = scale * (sp[jnp.clip(cm - 1, 0, n - 1)] - sn[jnp.clip(j - 1, 0, n - 1)]) - cf / (
+            cf + jf - 1
+        ) / (cf + jf)
         row_ok = j <= n_neg
         inc = jnp.where(row_ok & ~first & in_range, inc, zero)
         val = _segmented_cumsum(inc, seg, starts, m_slots)
@@ -166,22 +167,23 @@ def _inference_1d(s, pos, keep):
         best_val = jax.ops.segment_max(val, seg_id, num_segments=m_slots + 1)
         cand = jnp.where(val == best_val[seg_id], c, -1)
         best = jax.ops.segment_max(cand, seg_id, num_segments=m_slots + 1)[:m_slots]
-        best = jnp.clip(best, left, right)                 # NaN scores: stay structurally sane
+        best = jnp.clip(best, left, right)  # NaN scores: stay structurally sane
         return opt.at[jnp.where(active, nodes, top + 1)].set(best, mode="drop")
 
     opt = jnp.zeros(top + 1, jnp.int32).at[top].set(n_pos)
     opt = lax.fori_loop(0, levels, level_step, opt)
 
     ranks = jnp.arange(1, n + 1, dtype=jnp.int32)
-    c_rows = opt[1:n + 1]                                  # per negative rank j = 1..n
+    c_rows = opt[1 : n + 1]  # per negative rank j = 1..n
     row_ok = ranks <= n_neg
     # Negatives above the i-th positive: #{valid rows with c < i} (c is monotone in the row).
     hist = jnp.zeros(n + 2, jnp.int32).at[jnp.where(row_ok, c_rows, n + 1)].add(1)
-    n_above = jnp.cumsum(hist)[:n]                         # index i-1 -> #{c <= i-1}
+    n_above = jnp.cumsum(hist)[:n]  # index i-1 -> #{c <= i-1}
     pos_ok = ranks <= n_pos
     # Back to input order: sorted slot i-1 is positive i, slot |P| + j - 1 is negative j.
     per_slot = jnp.where(pos_ok, n_above, 0) + jnp.where(
-        (ranks > n_pos) & (ranks <= n_pos + n_neg), c_rows[jnp.clip(idx - n_pos, 0, n - 1)], 0)
+        (ranks > n_pos) & (ranks <= n_pos + n_neg), c_rows[jnp.clip(idx - n_pos, 0, n - 1)], 0
+    )
     counts = jnp.zeros(n, jnp.int32).at[order].set(per_slot)
     rf = ranks.astype(dtype)
     prec = jnp.where(pos_ok, rf / (rf + n_above.astype(dtype)), jnp.zeros((), dtype))
@@ -195,7 +197,7 @@ _inference = jax.vmap(_inference_1d, in_axes=1, out_axes=0)
 @jax.jit
 def _impl(scores, pos, keep):
     """Returns (loss, counts); one compiled program serves both public functions."""
-    if scores.shape[0] == 0:                  # no example: nothing to rank
+    if scores.shape[0] == 0:  # no example: nothing to rank
         return jnp.zeros(scores.shape[1:], scores.dtype), jnp.zeros(scores.shape, jnp.int32)
     s, pos, keep = (x.reshape(x.shape[0], -1) for x in (scores, pos, keep))
     counts_i, ap, n_pos, n_neg = _inference(lax.stop_gradient(s), pos, keep)

@@ -22,6 +22,7 @@ by a multiple of ``s̄ᵀ s_c``. It works with non-negative attributes and light
 on zero-mean synthetic attributes (or with large ``γ``, ``λ``) ``coding="01"`` is much more robust
 (about 40 % vs 100 % unseen accuracy in ``tests/zsl/test_eszsl.py``'s linear problem).
 """
+
 from __future__ import annotations
 
 import jax
@@ -30,16 +31,9 @@ import numpy as np
 from jax.scipy.linalg import solve
 
 from wsl_jax.zsl.checks import check_attributes, check_finite, is_concrete
+from wsl_jax._arrays import at_least_float32 as _float
 
 __all__ = ["eszsl_fit", "eszsl_scores", "label_matrix"]
-
-
-def _float(x) -> jax.Array:
-    """At least float32; float64 stays float64 (with ``jax_enable_x64``)."""
-    x = jnp.asarray(x)
-    if not jnp.issubdtype(x.dtype, jnp.floating) or jnp.finfo(x.dtype).bits < 32:
-        x = x.astype(jnp.float32)
-    return x
 
 
 def label_matrix(labels, num_classes: int, *, coding: str = "pm1") -> jax.Array:
@@ -57,14 +51,17 @@ def label_matrix(labels, num_classes: int, *, coding: str = "pm1") -> jax.Array:
     if is_concrete(labels) and labels.size:
         lo, hi = int(np.asarray(labels).min()), int(np.asarray(labels).max())
         if lo < 0 or hi >= num_classes:
-            raise ValueError(f"`labels` must be class ids in [0, {num_classes}) (one per row of "
-                             f"`attributes`), got values in [{lo}, {hi}].")
+            raise ValueError(
+                f"`labels` must be class ids in [0, {num_classes}) (one per row of "
+                f"`attributes`), got values in [{lo}, {hi}]."
+            )
     onehot = jax.nn.one_hot(labels, num_classes, dtype=jnp.float32)
     return 2.0 * onehot - 1.0 if coding == "pm1" else onehot
 
 
-def eszsl_fit(features, labels, attributes, *, gamma: float, lam: float,
-              coding: str = "pm1") -> jax.Array:
+def eszsl_fit(
+    features, labels, attributes, *, gamma: float, lam: float, coding: str = "pm1"
+) -> jax.Array:
     """Closed-form ESZSL ``V = (X Xᵀ + γI)⁻¹ X Y Sᵀ (S Sᵀ + λI)⁻¹``: ``(d, a)``.
 
     Args:
@@ -100,11 +97,11 @@ def eszsl_fit(features, labels, attributes, *, gamma: float, lam: float,
         y = labels.astype(features.dtype)
         check_attributes(attributes, num_classes=y.shape[1])
     else:
-        raise ValueError(f"`labels` must be (N,) class ids or an (N, z) matrix, got shape "
-                         f"{labels.shape}.")
+        raise ValueError(
+            f"`labels` must be (N,) class ids or an (N, z) matrix, got shape {labels.shape}."
+        )
     if y.shape[0] != features.shape[0]:
-        raise ValueError(f"`labels` has {y.shape[0]} rows but `features` has "
-                         f"{features.shape[0]}.")
+        raise ValueError(f"`labels` has {y.shape[0]} rows but `features` has {features.shape[0]}.")
     d, a = features.shape[1], attributes.shape[1]
     hi = jax.lax.Precision.HIGHEST
     xxt = jnp.matmul(features.T, features, precision=hi) + gamma * jnp.eye(d, dtype=y.dtype)
@@ -127,8 +124,9 @@ def eszsl_scores(V, features, attributes) -> jax.Array:
     """
     V, features, attributes = (jnp.asarray(t) for t in (V, features, attributes))
     if V.ndim != 2 or features.ndim != 2 or features.shape[1] != V.shape[0]:
-        raise ValueError(f"`features` (N, d) must match `V` (d, a); got {features.shape} and "
-                         f"{V.shape}.")
+        raise ValueError(
+            f"`features` (N, d) must match `V` (d, a); got {features.shape} and {V.shape}."
+        )
     check_attributes(attributes, attribute_dim=V.shape[1])
     check_finite("features", features)
     return features @ V @ attributes.T
