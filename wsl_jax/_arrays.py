@@ -2,6 +2,7 @@
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def is_concrete(*xs) -> bool:
@@ -15,3 +16,14 @@ def at_least_float32(x) -> jax.Array:
     if not jnp.issubdtype(x.dtype, jnp.floating) or jnp.finfo(x.dtype).bits < 32:
         x = x.astype(jnp.float32)
     return x
+
+
+def check_class_ids(labels, num_classes: int) -> None:
+    """Raises ``ValueError`` naming ``labels`` if concrete class ids fall outside ``[0, num_classes)``."""
+    if is_concrete(labels) and labels.size:
+        values = np.asarray(labels)
+        if values.min() < 0 or values.max() >= num_classes:
+            raise ValueError(
+                f"`labels` must be class ids in [0, {num_classes}), "
+                f"got values in [{values.min()}, {values.max()}]."
+            )

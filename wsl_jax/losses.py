@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from wsl_jax._arrays import is_concrete as _concrete, at_least_float32 as _float
+from wsl_jax._arrays import check_class_ids, is_concrete as _concrete, at_least_float32 as _float
 
 __all__ = [
     "softmax_cross_entropy",
@@ -40,13 +40,7 @@ def _class_ids(scores, labels):
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise ValueError(f"`labels` must hold integer class ids, got dtype {labels.dtype}.")
     num_classes = scores.shape[-1]
-    if _concrete(labels) and labels.size:
-        values = np.asarray(labels)
-        if values.min() < 0 or values.max() >= num_classes:
-            raise ValueError(
-                f"`labels` must be class ids in [0, {num_classes}), "
-                f"got values in [{values.min()}, {values.max()}]."
-            )
+    check_class_ids(labels, num_classes)
     return scores, labels
 
 

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from wsl_jax._arrays import is_concrete as _concrete, at_least_float32 as _float
+from wsl_jax._arrays import check_class_ids, is_concrete as _concrete, at_least_float32 as _float
 
 AP_MODES = ("noninterp", "voc07", "allpoint")
 
@@ -164,13 +164,7 @@ def _prepare_accuracy(logits, labels, where, num_classes):
         )
     if not jnp.issubdtype(labels.dtype, jnp.integer):
         raise ValueError(f"`labels` must hold integer class ids, got dtype {labels.dtype}.")
-    if _concrete(labels) and labels.size:
-        values = np.asarray(labels)
-        if values.min() < 0 or values.max() >= num_classes:
-            raise ValueError(
-                f"`labels` must be class ids in [0, {num_classes}), "
-                f"got values in [{values.min()}, {values.max()}]."
-            )
+    check_class_ids(labels, num_classes)
     if where is None:
         weight = jnp.ones(labels.shape, jnp.float32)
     else:
