@@ -13,7 +13,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from configs import digits_weldon
-from wsl_jax.train import evaluation, loop
+from wsl_jax.train import evaluation, loop, metric_writers
 
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,6 +71,9 @@ def test_trains_evaluates_and_resumes_bitwise(tiny_config, trained, tmp_path, mo
     lines = [json.loads(l) for l in (full / "metrics.jsonl").read_text().splitlines()]
     assert [l["step"] for l in lines if "loss" in l] == [1, 2, 3, 4, 5, 6]
     assert all(np.isfinite(l["loss"]) for l in lines if "loss" in l)
+    (events,) = (full / "tensorboard").iterdir()  # The same scalars for TensorBoard.
+    logged = [e for e in metric_writers.read_events(events) if "loss" in e["values"]]
+    assert [e["step"] for e in logged] == [1, 2, 3, 4, 5, 6]
 
     # A run that dies after step 4 (checkpoints at 2 and 4) and is started again.
     real_make_train_step = loop.make_train_step
