@@ -27,6 +27,7 @@ from wsl_jax import metrics
 from wsl_jax.data import make_eval_dataset, make_global_batch, make_train_dataset
 from wsl_jax.data import open_source, prepare_dataset
 from wsl_jax.models import build_model
+from wsl_jax.train.metric_writers import MetricWriter
 from wsl_jax.train.objectives import make_objective
 from wsl_jax.train.optim import make_optimizer
 from wsl_jax.train.state import TrainState, create_train_state
@@ -157,17 +158,6 @@ def _restore_latest(manager, abstract_state, train_iter):
     return None, 0
 
 
-class _MetricsWriter:
-    """Metrics as JSON lines in ``workdir/metrics.jsonl``."""
-
-    def __init__(self, workdir: Path):
-        self.path = workdir / "metrics.jsonl"
-
-    def write(self, step: int, **values):
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"step": int(step), **values}) + "\n")
-
-
 def train_and_evaluate(config, workdir) -> dict:
     """Trains the model of ``config`` in ``workdir`` (resuming it if it holds checkpoints).
 
@@ -219,7 +209,7 @@ def train_and_evaluate(config, workdir) -> dict:
         log.info("resumed from step %d", start)
     train_step = make_train_step(model, tx, make_objective(config.loss), mesh)
     predict = make_predict(model)
-    writer = _MetricsWriter(workdir)
+    writer = MetricWriter(workdir)
     best_path = workdir / "best.json"
     best = json.loads(best_path.read_text()) if best_path.exists() else {"mAP": -1.0, "step": 0}
     checkpointer = ocp.StandardCheckpointer()
@@ -286,5 +276,6 @@ def train_and_evaluate(config, workdir) -> dict:
         "steps": total,
     }
     writer.write(total, **{k: v for k, v in summary.items() if k != "test_AP"})
+    writer.close()
     (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
