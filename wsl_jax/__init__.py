@@ -7,7 +7,11 @@ Example:
   >>> wsl_jax.max_min_pool(jnp.array([[3., -1., 2., 0.]]), k_max=2, k_min=1, lam=0.5)
   Array([2.], dtype=float32)
 """
-from wsl_jax.localization import RESIZE_METHODS
+from wsl_jax._xla_flags import apply_default_xla_flags as _apply_default_xla_flags
+
+_apply_default_xla_flags()  # Before anything starts an XLA backend; see wsl_jax/_xla_flags.py.
+
+from wsl_jax.localization import RESIZE_METHODS  # noqa: E402
 from wsl_jax.localization import boxes_to_pixels
 from wsl_jax.localization import class_maps_to_heatmaps
 from wsl_jax.localization import normalize_heatmaps
