@@ -203,3 +203,102 @@ def test_no_recompilation_after_the_first_step(tiny_config, tmp_path, monkeypatc
     monkeypatch.setattr(loop, "make_train_step", recording)
     loop.train_and_evaluate(tiny_config, tmp_path)
     assert steps[0]._cache_size() == 1
+
+
+KILLING_DRIVER = """
+import os, runpy, signal, sys
+from wsl_jax.train import loop
+
+kill_at, real = int(os.environ["KILL_AT_STEP"]), loop.make_train_step
+
+
+def killing_make_train_step(*args):
+    step_fn, calls = real(*args), [0]
+
+    def step(state, batch):
+        calls[0] += 1
+        if calls[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)  # No cleanup, async checkpoint writes cut short.
+        return step_fn(state, batch)
+
+    return step
+
+
+loop.make_train_step = killing_make_train_step
+sys.argv = ["train.py", *sys.argv[1:]]
+runpy.run_path("train.py", run_name="__main__")
+"""
+
+
+def _train_flags(tiny_config, workdir):
+    return [
+        "--config",
+        "configs/digits_weldon.py",
+        "--workdir",
+        str(workdir),
+        f"--config.data.dir={tiny_config.data.dir}",
+        *[f"--config.{key}={value}" for key, value in TINY.items()],
+    ]
+
+
+def test_sigkilled_run_resumes_to_bitwise_equal_parameters(tiny_config, trained, tmp_path):
+    """train.py in a subprocess, SIGKILLed at a random step, then resumed from its workdir."""
+    full, summary = trained
+    kill_at = int(np.random.default_rng().integers(2, 7))  # Killed while running step 2 … 6.
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLING_DRIVER, *_train_flags(tiny_config, tmp_path / "run")],
+        cwd=ROOT,
+        env=dict(os.environ, KILL_AT_STEP=str(kill_at)),
+        capture_output=True,
+        text=True,
+    )
+    assert killed.returncode == -9, (kill_at, killed.stderr[-2000:])
+    assert not (tmp_path / "run" / "summary.json").exists()
+
+    resumed = loop.train_and_evaluate(tiny_config, tmp_path / "run")
+    jax.tree.map(
+        np.testing.assert_array_equal, _final_params(full), _final_params(tmp_path / "run")
+    )
+    assert resumed == summary, f"killed at step {kill_at}"
+
+
+def test_same_config_and_seed_give_bitwise_identical_runs(tiny_config, trained, tmp_path):
+    full, summary = trained
+    again = loop.train_and_evaluate(tiny_config, tmp_path / "again")
+    assert again == summary
+    jax.tree.map(
+        np.testing.assert_array_equal, _final_params(full), _final_params(tmp_path / "again")
+    )
+    assert _losses(tmp_path / "again") == _losses(full)  # Exactly, not to a tolerance.
+
+
+def test_unknown_config_key_is_refused_by_train_py(tiny_config, tmp_path):
+    out = subprocess.run(
+        [
+            sys.executable,
+            "train.py",
+            *_train_flags(tiny_config, tmp_path / "run"),
+            "--config.train.stepz=10",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert out.returncode != 0
+    assert "stepz" in out.stderr
+    assert not (tmp_path / "run").exists()  # Refused before anything is written.
+
+
+def test_unknown_data_set_is_a_clear_error(tiny_config, tmp_path):
+    config = tiny_config.copy_and_resolve_references()
+    config.data.name = "cluttered_digitz"
+    with pytest.raises(ValueError, match="data.name='cluttered_digitz' is not a known data set"):
+        loop.train_and_evaluate(config, tmp_path)
+
+
+def test_missing_image_folder_is_a_clear_error(tiny_config, tmp_path):
+    config = tiny_config.copy_and_resolve_references()
+    config.data.name = "labeled_image_folder"
+    config.data.root = str(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="data.root="):
+        loop.train_and_evaluate(config, tmp_path / "run")

@@ -9,19 +9,30 @@ import jax.numpy as jnp
 
 from wsl_jax import losses, ranking
 
-OBJECTIVES = ("multilabel_soft_margin", "multilabel_hinge", "ap_ranking")
+OBJECTIVES = (
+    "multilabel_soft_margin",
+    "multilabel_hinge",
+    "ap_ranking",
+    "softmax_cross_entropy",
+    "multiclass_hinge",
+)
 
 
 def make_objective(name: str) -> Callable[[jax.Array, jax.Array, jax.Array], jax.Array]:
-    """The batch loss for a multi-label objective, averaged over the valid examples.
+    """The batch loss of objective ``name``, averaged over the valid examples.
 
     ``"ap_ranking"`` is the structured AP loss of each class over the batch, averaged over classes.
+    The multi-class objectives (``"softmax_cross_entropy"``, ``"multiclass_hinge"``) read the class
+    of each example as the arg-max of its one-hot ``labels`` row (single-label data: MIT67, …).
 
     Example:
       >>> import jax.numpy as jnp
       >>> loss = make_objective("multilabel_soft_margin")
       >>> float(loss(jnp.zeros((2, 3)), jnp.ones((2, 3)), jnp.array([True, True])))  # log 2
       0.693...
+      >>> ce = make_objective("softmax_cross_entropy")
+      >>> float(ce(jnp.zeros((2, 4)), jnp.eye(4)[:2], jnp.array([True, True])))  # log 4
+      1.386...
     """
     if name not in OBJECTIVES:
         raise ValueError(f"unknown objective {name!r}; valid names: {', '.join(OBJECTIVES)}.")
@@ -34,4 +45,8 @@ def make_objective(name: str) -> Callable[[jax.Array, jax.Array, jax.Array], jax
         return lambda s, y, v: per_example_mean(losses.multilabel_soft_margin(s, y), v)
     if name == "multilabel_hinge":
         return lambda s, y, v: per_example_mean(losses.multilabel_hinge(s, y), v)
+    if name == "softmax_cross_entropy":
+        return lambda s, y, v: per_example_mean(losses.softmax_cross_entropy(s, y.argmax(-1)), v)
+    if name == "multiclass_hinge":
+        return lambda s, y, v: per_example_mean(losses.multiclass_hinge(s, y.argmax(-1)), v)
     return lambda s, y, v: jnp.mean(ranking.ap_ranking_loss(s, y, where=v))

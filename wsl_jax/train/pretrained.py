@@ -1,0 +1,57 @@
+"""ImageNet (torchvision-format) backbone weights put into a train state, from a local file.
+
+``config.model.pretrained`` names a ``.pth`` (read with ``torch.load(weights_only=True)``; needs the
+optional ``torch`` extra) or ``.safetensors`` file in torchvision's layout (``conv1.weight``,
+``layer1.0.bn1.running_mean``, …). Its tensors replace the backbone's parameters and batch-norm
+statistics; the transfer layer keeps its fresh initialisation, and the optimiser state is
+re-initialised for the new parameters.
+
+Example:
+  >>> import jax, optax
+  >>> from wsl_jax.models import build_model
+  >>> from wsl_jax.train import create_train_state
+  >>> mesh = jax.make_mesh((jax.device_count(),), ("data",))
+  >>> model = build_model("small_cnn", 10, widths=(8,))
+  >>> state = create_train_state(model, optax.sgd(0.1), (1, 16, 16, 1), jax.random.key(0), mesh)
+  >>> load_pretrained_backbone(state, optax.sgd(0.1), "/no/such/file.pth")
+  Traceback (most recent call last):
+  ...
+  FileNotFoundError: config model.pretrained='/no/such/file.pth' does not exist
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import jax
+
+from wsl_jax.models.convert import load_torch_state_dict, torchvision_resnet_to_flax
+from wsl_jax.train.state import TrainState
+
+__all__ = ["load_pretrained_backbone"]
+
+
+def load_pretrained_backbone(state: TrainState, tx, path) -> TrainState:
+    """``state`` with its backbone variables read from the torchvision-format file ``path``.
+
+    The new arrays take the shardings of the ones they replace. Raises ``FileNotFoundError`` for a
+    missing file and ``ValueError`` (from the converter) listing missing, unexpected and misshapen
+    keys.
+    """
+    path = Path(path).expanduser()
+    if not path.is_file():
+        raise FileNotFoundError(f"config model.pretrained={str(path)!r} does not exist")
+    template = {
+        "params": state.params["backbone"],
+        "batch_stats": state.batch_stats.get("backbone", {}),
+    }
+    loaded = torchvision_resnet_to_flax(load_torch_state_dict(path), template)
+    loaded = jax.tree.map(lambda new, old: jax.device_put(new, old.sharding), loaded, template)
+    params = {**state.params, "backbone": loaded["params"]}
+    batch_stats = dict(state.batch_stats)
+    if loaded["batch_stats"]:
+        batch_stats["backbone"] = loaded["batch_stats"]
+    opt_state = jax.jit(tx.init, out_shardings=jax.tree.map(lambda x: x.sharding, state.opt_state))(
+        params
+    )
+    return state.replace(params=params, batch_stats=batch_stats, opt_state=opt_state)
