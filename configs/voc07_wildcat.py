@@ -18,6 +18,8 @@ tfds downloads and prepares ``voc/2007`` into ``data.dir`` on the first run (net
 A GPU or TPU is needed for this one: a step of batch 16 at 448 px is minutes on a CPU.
 """
 
+import math
+
 import ml_collections
 
 from configs import digits_weldon
@@ -62,7 +64,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.optimizer.backbone_lr_multiplier = 0.1
 
     config.train.batch_size = 16
-    config.train.steps = 20 * VOC07_TRAIN_IMAGES // 16  # 20 epochs: 3,126 steps.
+    config.train.steps = math.ceil(20 * VOC07_TRAIN_IMAGES / 16)  # 20 epochs: 3,127 steps.
     config.train.log_every = 20
     config.train.eval_every = VOC07_TRAIN_IMAGES // 16  # Once per epoch.
     config.train.checkpoint_every = 200
