@@ -12,10 +12,12 @@ Rows of the table (each measured in its own subprocess, one after the other, on 
   the paper form), ``nn.MultiLabelSoftMarginLoss``, ``torch.optim.SGD(momentum=0.9)``; NCHW, eager.
   Its initial weights are converted with :func:`wsl_jax.models.convert.wildcat_checkpoint_to_flax` and used
   by the JAX rows, whose first-step loss must then agree with PyTorch's (checked, printed).
-* **JAX float32** — ``jax.jit`` of the whole step with the state (params, batch_stats, optimizer) donated.
+* **JAX float32, no flag** — ``jax.jit`` of the whole step with the state (params, batch_stats,
+  optimizer) donated, with wsl_jax's default XLA flag turned off (``WSL_JAX_DEFAULT_XLA_FLAGS=0``).
 * **JAX float32 + XLA flag** — the same with
-  ``XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=-individual_convolution`` in the child's environment.
-* **JAX bfloat16** — ``dtype=jnp.bfloat16`` computation, float32 parameters.
+  ``--xla_cpu_experimental_ynn_fusion_type=-individual_convolution``, which importing wsl_jax adds to
+  ``XLA_FLAGS`` by default (``wsl_jax/_xla_flags.py``).
+* **JAX bfloat16** — ``dtype=jnp.bfloat16`` computation, float32 parameters (default flag on).
 
 Each row: warm-up steps (the first includes compilation, reported separately), then the median of
 ``--steps`` timed steps (fewer if a row runs past ``--row-budget`` seconds).
@@ -37,7 +39,7 @@ import time
 from importlib import metadata
 
 NUM_CLASSES, NUM_MAPS, K, ALPHA, LR, MOMENTUM = 20, 8, 0.2, 0.7, 0.01, 0.9
-YNN_FLAG = "--xla_cpu_experimental_ynn_fusion_type=-individual_convolution"
+NO_DEFAULT_FLAGS = {"WSL_JAX_DEFAULT_XLA_FLAGS": "0"}
 RESULT_TAG = "RESULT "
 
 
@@ -290,9 +292,9 @@ def main():
         rows = [("PyTorch float32 (eager, NCHW)", "torch", {}, ["--weights-out", weights])]
         jax_args = ["--weights-in", weights]
         rows += [
-            ("JAX float32 (jit, donated)", "jax", {}, jax_args),
-            ("JAX float32 + ynn -individual_convolution", "jax", {"XLA_FLAGS": YNN_FLAG}, jax_args),
-            ("JAX bfloat16 compute", "jax", {}, [*jax_args, "--dtype", "bfloat16"]),
+            ("JAX float32 (jit, donated), no flag", "jax", NO_DEFAULT_FLAGS, jax_args),
+            ("JAX float32 + ynn -individual_convolution (wsl_jax default)", "jax", {}, jax_args),
+            ("JAX bfloat16 compute (+ default flag)", "jax", {}, [*jax_args, "--dtype", "bfloat16"]),
         ]
         results = []
         for label, kind, env, extra in rows:
