@@ -11,6 +11,27 @@ import optax
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 
+def data_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
+    """A 1-D ``"data"`` mesh over the first ``num_devices`` devices (0: all of them).
+
+    The axis type is ``Auto``: XLA decides how to partition what is not sharded by hand, so
+    batch-wide operations (the AP ranking loss sorts over the batch, zero-shot mining compares every
+    example with every class) work on a batch-sharded input; ``Explicit`` axes would refuse them.
+
+    >>> mesh = data_mesh()
+    >>> mesh.axis_names, mesh.shape["data"] == jax.device_count()
+    (('data',), True)
+    """
+    n = num_devices or jax.device_count()
+    if not 1 <= n <= jax.device_count():
+        raise ValueError(
+            f"config.train.num_devices must be in [0, {jax.device_count()}], got {num_devices}."
+        )
+    return jax.make_mesh(
+        (n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:n]
+    )
+
+
 @flax.struct.dataclass
 class TrainState:
     """Everything a training step updates (a pytree; checkpointed whole)."""
