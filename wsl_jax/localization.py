@@ -18,6 +18,16 @@ Conventions:
   here.
 * Segmentation labels: ``0`` is background and ``c + 1`` is class ``c`` (so ``num_classes = C + 1``
   when computing a :func:`~wsl_jax.localization_metrics.confusion_matrix`), as in VOC.
+
+Example (class maps of one image, upsampled to heat maps, then a segmentation mask):
+  >>> import jax.numpy as jnp
+  >>> maps = jnp.array([[0.0, 2.0], [1.0, 0.0]])[None, :, :, None]  # (B=1, h=2, w=2, C=1)
+  >>> heat = class_maps_to_heatmaps(maps, (4, 4))  # (1, 4, 4, 1), normalised to [0, 1]
+  >>> print(segmentation_from_heatmaps(heat, background_threshold=0.5)[0])  # 0: background
+  [[0 0 1 1]
+   [0 0 1 1]
+   [0 0 0 0]
+   [1 0 0 0]]
 """
 
 from __future__ import annotations

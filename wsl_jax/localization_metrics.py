@@ -25,6 +25,19 @@ Confusion matrix and IoU:
   Pixels whose target is ``ignore_index`` (VOC's 255 "void" border) are dropped.
 * ``IoU_c = TP_c / (TP_c + FP_c + FN_c)``. A class absent from both target and prediction has an
   undefined IoU (NaN) and is excluded from the mean; the mean of no class is NaN.
+
+Example (one image, two classes; class 0's peak lies in its box, class 1's does not):
+  >>> import jax.numpy as jnp
+  >>> heat = jnp.zeros((1, 32, 32, 2)).at[0, 4, 4, 0].set(1.0).at[0, 28, 28, 1].set(1.0)
+  >>> boxes = jnp.array([[[0.0, 0.0, 8.0, 8.0], [0.0, 0.0, 8.0, 8.0]]])
+  >>> box_labels, labels = jnp.array([[0, 1]]), jnp.array([[1, 1]])
+  >>> hits, totals = pointing_game(heat, boxes, box_labels, labels, tolerance=4)
+  >>> print(hits, totals, pointing_game_accuracy(hits, totals)[1])  # per class, mean over classes
+  [1 0] [1 1] 0.5
+  >>> pred, target = jnp.array([0, 1, 1]), jnp.array([0, 1, 0])
+  >>> iou, miou = mean_iou(confusion_matrix(pred, target, num_classes=2))
+  >>> print(iou, miou)
+  [0.5 0.5] 0.5
 """
 
 from __future__ import annotations

@@ -4,6 +4,18 @@ Pure functions returning one loss per example (reduce with ``jnp.mean``); hyper-
 keyword-only; ``where`` masks say which classes count. Scores are computed in at least
 float32. Value checks (label ranges, ``margin >= 0``) run only on concrete inputs; under ``jit``
 they are skipped. The structured AP ranking loss lives in :mod:`wsl_jax.ranking`.
+
+Example (two images, three classes):
+  >>> import jax, jax.numpy as jnp
+  >>> scores = jnp.array([[2.0, -1.0, 0.5], [-0.5, 1.5, 0.0]])
+  >>> labels = jnp.array([[1, 0, 1], [0, 1, 0]])
+  >>> print(*(f"{v:.4f}" for v in multilabel_soft_margin(scores, labels)))
+  0.3048 0.4562
+  >>> print(*(f"{v:.4f}" for v in softmax_cross_entropy(scores, jnp.array([0, 1]))))
+  0.2413 0.3064
+  >>> print(jax.grad(lambda s: multiclass_hinge(s, jnp.array([2, 1])).sum())(scores))
+  [[ 1.  0. -1.]
+   [ 0.  0.  0.]]
 """
 
 from __future__ import annotations

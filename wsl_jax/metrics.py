@@ -23,6 +23,17 @@ Average precision conventions (SPEC A6):
   float64 scores can create ties that sklearn, working in float64, does not see.
 * A class without any (kept) positive has undefined AP: the result is NaN for that class, and
   :func:`mean_average_precision` averages over the classes with at least one positive.
+
+Example (scores and multi-hot labels of four images, two classes):
+  >>> import jax.numpy as jnp
+  >>> scores = jnp.array([[0.9, 0.1], [0.8, 0.7], [0.3, 0.6], [0.1, 0.2]])
+  >>> labels = jnp.array([[1, 0], [0, 1], [1, 1], [0, 0]])
+  >>> print(average_precision(scores, labels).round(4))  # per class, = sklearn
+  [0.8333 1.    ]
+  >>> print(mean_average_precision(scores, labels, mode="voc07").round(4))
+  0.9242
+  >>> print(top1_accuracy(scores, jnp.array([0, 1, 1, 0])))
+  0.5
 """
 
 from __future__ import annotations

@@ -2,6 +2,15 @@
 
 Figures are drawn with Matplotlib's object API on an Agg canvas (no ``pyplot``, no global backend
 switch, safe in scripts and tests without a display).
+
+Example (writes a small PNG with the image, one heat map and nothing else):
+  >>> import os, tempfile
+  >>> import numpy as np
+  >>> heat = np.zeros((8, 8, 1)); heat[3, 4, 0] = 1.0
+  >>> path = save_overlay(os.path.join(tempfile.mkdtemp(), "x.png"), np.zeros((8, 8)), heat,
+  ...                     panel_size=1.0, dpi=40)
+  >>> os.path.getsize(path) > 0, voc_palette(2).tolist()
+  (True, [[0, 0, 0], [128, 0, 0]])
 """
 
 from __future__ import annotations

@@ -16,6 +16,19 @@ Ties are broken deterministically: among equal scores the lowest region index is
 the top and for the bottom set alike (``-0.0`` and ``+0.0`` count as equal). The gradient is the exact
 subgradient of the selection: ``1/k⁺`` on each selected top region plus ``λ/k⁻`` on each selected bottom
 region, both where the sets overlap.
+
+Example (one image, one class, six regions):
+  >>> import jax, jax.numpy as jnp
+  >>> maps = jnp.array([[[3.0], [-1.0], [2.0], [0.0], [-2.0], [1.0]]])  # (B=1, n=6, C=1)
+  >>> print(max_min_pool(maps, k_max=2, k_min=2, lam=0.5, axis=1))  # (3 + 2)/2 + 0.5·(-2 - 1)/2
+  [[1.75]]
+  >>> print(max_min_pool(maps, k_max=2, k_min=2, lam=0.5, axis=1, convention="wildcat"))  # half
+  [[0.875]]
+  >>> pool = lambda m: max_min_pool(m, k_max=2, k_min=2, lam=0.5, axis=1).sum()
+  >>> print(jax.grad(pool)(maps)[0, :, 0])
+  [0.5  0.25 0.5  0.   0.25 0.  ]
+  >>> resolve_k(0.2, 64)  # a float k is a fraction of the regions
+  13
 """
 
 from __future__ import annotations

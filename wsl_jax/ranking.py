@@ -40,6 +40,16 @@ Conventions:
   Positions whose objectives differ by float32 rounding only may be resolved differently from an
   exact computation; the loss value is then the same up to rounding. The loss is clamped at 0
   against rounding (its exact value is always ``>= 0`` since ``R*`` is a candidate).
+
+Example (two positives, three negatives; the negative scored 1.5 sits between the positives):
+  >>> import jax, jax.numpy as jnp
+  >>> s, y = jnp.array([2.0, 0.0, 1.5, -1.0, 0.5]), jnp.array([1, 1, 0, 0, 0])
+  >>> print(ap_loss_augmented_ranking(s, y))  # opposite-label examples above each one in R̂
+  [1 2 0 2 1]
+  >>> float(ap_ranking_loss(s, y)), float(ap_ranking_loss(s + 3 * y, y))
+  (1.0, 0.0)
+  >>> print(jax.grad(ap_ranking_loss)(s, y).round(4))
+  [-0.3333 -0.6667  0.6667  0.      0.3333]
 """
 
 from __future__ import annotations

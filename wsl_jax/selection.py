@@ -17,6 +17,13 @@ maps keep channels minor and every reduction vectorises across channels) and ret
 ``selection_masks`` runs 1 and falls back to 2, started from 1's brackets, only when some row is
 unresolved (``lax.cond``, so the fallback costs nothing otherwise). Ties: among equal scores the
 lowest region index is selected first, for the top and bottom sets alike; ``-0.0`` equals ``+0.0``.
+
+Example (the top 2 and the bottom 1 of five regions; the tie at 3 needs no tie-break here):
+  >>> import jax.numpy as jnp
+  >>> rows = jnp.array([[3.0, 1.0, 3.0, 0.0, 2.0]])[..., None]  # (pre=1, n=5, post=1)
+  >>> top, bottom = selection_masks(rows, None, [jnp.array([[2]]), jnp.array([[1]])], [True, False])
+  >>> top[0, :, 0].tolist(), bottom[0, :, 0].tolist()
+  ([True, False, True, False, False], [False, False, False, True, False])
 """
 
 from __future__ import annotations
@@ -60,6 +67,12 @@ def selection_masks(
 
     Returns:
       A list of boolean masks shaped like ``rows``, each with exactly ``k`` True entries per row.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> rows = jnp.array([[1.0, 2.0, 2.0, 0.0]])[..., None]  # a tie at the k-th score
+      >>> [m[0, :, 0].tolist() for m in selection_masks(rows, None, [jnp.array([[1]])], [True])]
+      [[False, True, False, False]]
     """
     masks, done, brackets = threshold_masks(rows, valid, ks, descending)
     return lax.cond(
@@ -114,6 +127,16 @@ def threshold_masks(rows, valid, ks, descending):
     normal model of the row, then Illinois regula falsi); snapping passes that move the nearer end
     of the bracket onto the next score, one score per pass, assuming no ties; and one verifying
     count, which catches ties.
+
+    Example:
+      >>> import jax.numpy as jnp
+      >>> rows = jnp.array([[5.0, 1.0, 4.0, 2.0]])[..., None]
+      >>> masks, done, (lo, hi) = threshold_masks(rows, None, [jnp.array([[2]])], [True])
+      >>> masks[0][0, :, 0].tolist(), done.tolist()
+      ([True, False, True, False], [[[True]]])
+      >>> tied = jnp.array([[1.0, 2.0, 2.0, 0.0]])[..., None]  # no threshold keeps exactly one
+      >>> threshold_masks(tied, None, [jnp.array([[1]])], [True])[1].tolist()
+      [[[False]]]
     """
     signs = jnp.asarray([1.0 if d else -1.0 for d in descending], jnp.float32)[:, None, None, None]
     oriented = signs * rows[None]  # Bottom-k of z is top-k of -z.
@@ -321,6 +344,15 @@ def exact_masks(rows, valid, ks, descending, brackets=None):
     """Always-exact selection masks (see the module docstring); same contract as ``selection_masks``.
 
     ``brackets``, optional, is ``(lo, hi, done)`` from :func:`threshold_masks`, which narrows the search.
+
+    Example (ties go to the lowest valid index):
+      >>> import jax.numpy as jnp
+      >>> rows = jnp.array([[1.0, 2.0, 2.0, 0.0]])[..., None]
+      >>> exact_masks(rows, None, [jnp.array([[1]])], [True])[0][0, :, 0].tolist()
+      [False, True, False, False]
+      >>> valid = jnp.array([[True, False, True, True]])[..., None]
+      >>> exact_masks(rows, valid, [jnp.array([[1]])], [True])[0][0, :, 0].tolist()
+      [False, False, True, False]
     """
     keys = ordered_keys(rows)
     masks = []

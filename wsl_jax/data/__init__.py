@@ -5,12 +5,17 @@ It also registers ``cifar_mosaic`` (CIFAR-10 mosaics with boxes) and ``labeled_i
 (``<root>/<split>/<class>/`` images), and provides the VOC 2007 adapter (``voc_source``) and the
 xlsa17 zero-shot loader (``load_xlsa17``).
 
-Example (not run)::
-
-    from wsl_jax import data
-    data.prepare_dataset("cluttered_digits/tiny", "/tmp/tfds")
-    source = data.open_source("cluttered_digits/tiny", "train", "/tmp/tfds", image_size=(32, 32))
-    batches = iter(data.make_train_dataset(source, batch_size=8, seed=0, random_flip=False))
+Example (build the ``tiny`` config, then draw a training batch):
+  >>> import tempfile
+  >>> from wsl_jax import data
+  >>> data_dir = tempfile.mkdtemp()
+  >>> _ = data.prepare_dataset("cluttered_digits/tiny", data_dir)
+  Downloading and preparing dataset ...
+  Dataset cluttered_digits downloaded and prepared to ...
+  >>> source = data.open_source("cluttered_digits/tiny", "train", data_dir, image_size=(32, 32))
+  >>> batch = next(iter(data.make_train_dataset(source, batch_size=8, seed=0, random_flip=False)))
+  >>> batch["image"].shape, batch["labels"].shape, bool(batch["valid"].all())
+  ((8, 32, 32, 1), (8, 10), True)
 """
 from wsl_jax.data.cifar_mosaic import CIFAR10_CLASSES, CifarMosaic, MosaicConfig, read_cifar_archive
 from wsl_jax.data.clutter import CanvasSpec, DigitPool, compose_canvas, example_rng, split_pool_indices

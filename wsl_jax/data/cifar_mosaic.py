@@ -24,7 +24,11 @@ Features (conventions of ``wsl_jax.data.clutter``):
   ordered by (class, file name) (see ``read_cifar_archive``);
 * ``index``: the example's position in generation order.
 
-Example (not run)::
+Example (the configs; building reads the CIFAR-10 archive, see :class:`CifarMosaic`):
+  >>> [(c.name, c.canvas_size, c.num_examples("train")) for c in CifarMosaic.BUILDER_CONFIGS]
+  [('default', 128, 20000), ('small', 128, 2000), ('tiny', 64, 8)]
+
+Building and reading (not run here: it needs the archive)::
 
     from wsl_jax.data import prepare_dataset, open_source
     prepare_dataset("cifar_mosaic/small", "/tmp/tfds", cifar_path="../shared/data/cifar10/cifar10-jpg.tar.gz")
@@ -102,10 +106,19 @@ def read_cifar_archive(path: str | os.PathLike, splits=("train", "test")) -> dic
     Members may sit under one leading folder (``cifar10/train/...``). Raises ``FileNotFoundError`` for
     a missing archive and ``ValueError`` for an unknown class folder or a split without images.
 
-    Example (not run)::
+    On the real archive ``len(archive["train"]), len(archive["test"])`` is ``(50000, 10000)``.
 
-        archive = read_cifar_archive("../shared/data/cifar10/cifar10-jpg.tar.gz")
-        len(archive["train"]), len(archive["test"])   # (50000, 10000)
+    Example (a two-image archive in the same layout):
+      >>> import os, tarfile, tempfile
+      >>> path = os.path.join(tempfile.mkdtemp(), "cifar.tar.gz")
+      >>> with tarfile.open(path, "w:gz") as tar:
+      ...     for name in ("cifar10/train/cat/0001.jpg", "cifar10/test/ship/0001.jpg"):
+      ...         buffer = io.BytesIO(); Image.new("RGB", (32, 32)).save(buffer, format="JPEG")
+      ...         info = tarfile.TarInfo(name); info.size = buffer.tell(); _ = buffer.seek(0)
+      ...         tar.addfile(info, buffer)
+      >>> archive = read_cifar_archive(path)
+      >>> [CIFAR10_CLASSES[c] for c in archive["train"].labels], archive["test"].names
+      (['cat'], ['cifar10/test/ship/0001.jpg'])
     """
     path = Path(path)
     if not path.is_file():
@@ -242,7 +255,13 @@ class CifarMosaic(tfds.core.GeneratorBasedBuilder):
 
     Extra keyword argument ``cifar_path``: the ``cifar10-jpg.tar.gz`` archive (see ``resolve_cifar_path``).
 
-    Example (not run)::
+    Example (the features are known before building; the archive is only read to build):
+      >>> import tempfile
+      >>> builder = CifarMosaic(config="tiny", data_dir=tempfile.mkdtemp(), cifar_path="c.tar.gz")
+      >>> builder.info.features["image"].shape, builder.builder_config.grid_size()
+      ((64, 64, 3), 2)
+
+    Building (not run here: it needs the archive)::
 
         builder = CifarMosaic(config="tiny", data_dir=d, cifar_path="../shared/data/cifar10/cifar10-jpg.tar.gz")
         builder.download_and_prepare(file_format="array_record")

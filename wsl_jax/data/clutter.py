@@ -14,6 +14,18 @@ Conventions (shared by the tfds builders and the grain pipeline):
   of a digit of class ``c`` with intensity ``>= 128``, ``255`` (void, ignore) for faint pixels of a
   digit (``32 <= v < 128``: anti-aliased edges).
 * Digit sources are square ``uint8`` images in ``[0, 255]`` (``DigitPool``).
+
+Example (one canvas from a pool of bar-shaped "digits"):
+  >>> images = np.zeros((20, 8, 8), np.uint8); images[:, 1:7, 3:5] = 255
+  >>> pool = DigitPool(images, np.arange(20) % 10)
+  >>> spec = CanvasSpec(canvas_size=32, digit_size=(8, 12))
+  >>> ex = compose_canvas(pool, spec, example_rng(0, "train", 0))
+  >>> ex["image"].shape, ex["image"].dtype, ex["boxes"].shape[1]
+  ((32, 32, 1), dtype('uint8'), 4)
+  >>> bool(((ex["boxes"] >= 0) & (ex["boxes"] <= 1)).all())  # normalised [ymin, xmin, ymax, xmax]
+  True
+  >>> set(np.unique(ex["mask"])) <= {0, 255} | {c + 1 for c in ex["label_per_box"].tolist()}
+  True
 """
 from __future__ import annotations
 

@@ -8,7 +8,13 @@ MNIST-test (t10k) images. ``source_index`` is the index in the IDX file the digi
 
 Features are those of ``cluttered_digits`` (see ``wsl_jax.data.cluttered_digits``).
 
-Example (not run)::
+Example (the configs; building reads the MNIST files, see :class:`ClutteredMnist`):
+  >>> [(c.name, c.canvas_size, c.num_examples("train")) for c in ClutteredMnist.BUILDER_CONFIGS]
+  [('default', 64, 50000), ('tiny', 32, 20)]
+  >>> str(resolve_mnist_dir("/data/mnist"))  # an explicit mnist_dir comes first
+  '/data/mnist'
+
+Building from the real files (not run here)::
 
     builder = ClutteredMnist(config="tiny", data_dir="/tmp/tfds", mnist_dir="../shared/data/mnist")
     builder.download_and_prepare(file_format="array_record")
@@ -45,9 +51,20 @@ class ClutteredMnist(ClutteredBuilder):
 
     Extra keyword argument ``mnist_dir``: the folder of the four MNIST IDX files.
 
-    Example (not run)::
-
-        ClutteredMnist(config="tiny", data_dir=d, mnist_dir=m).download_and_prepare(file_format="array_record")
+    Example (``tiny`` from MNIST look-alike IDX files: 60 train and 12 test blank digits):
+      >>> import os, struct, tempfile
+      >>> mnist_dir, data_dir = tempfile.mkdtemp(), tempfile.mkdtemp()
+      >>> for prefix, n in (("train", 60), ("t10k", 12)):
+      ...     with open(os.path.join(mnist_dir, f"{prefix}-images-idx3-ubyte"), "wb") as f:
+      ...         _ = f.write(struct.pack(">IIII", 2051, n, 28, 28) + bytes(n * 28 * 28))
+      ...     with open(os.path.join(mnist_dir, f"{prefix}-labels-idx1-ubyte"), "wb") as f:
+      ...         _ = f.write(struct.pack(">II", 2049, n) + bytes(i % 10 for i in range(n)))
+      >>> builder = ClutteredMnist(config="tiny", data_dir=data_dir, mnist_dir=mnist_dir)
+      >>> builder.download_and_prepare(file_format="array_record")
+      Downloading and preparing dataset ...
+      Dataset cluttered_mnist downloaded and prepared to ...
+      >>> len(builder.as_data_source(split="test")), builder.info.features["image"].shape
+      (20, (32, 32, 1))
     """
 
     SOURCE_DESCRIPTION = ("Digits from MNIST (28x28): train pool = MNIST train 0..49999, validation = "

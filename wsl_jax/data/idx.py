@@ -3,6 +3,15 @@
 Format (big-endian): two zero bytes, a type byte (``0x08`` = uint8, ``0x09`` int8, ``0x0B`` int16,
 ``0x0C`` int32, ``0x0D`` float32, ``0x0E`` float64), the number of dimensions, one uint32 per dimension,
 then the data in C order. MNIST's magic numbers are 2049 (labels, 1-d uint8) and 2051 (images, 3-d).
+
+Example (a 2x3 uint8 array written as an IDX file by hand, then read back):
+  >>> import os, struct, tempfile
+  >>> path = os.path.join(tempfile.mkdtemp(), "x-idx2-ubyte")
+  >>> with open(path, "wb") as f:
+  ...     _ = f.write(struct.pack(">HBBII", 0, 0x08, 2, 2, 3) + bytes(range(6)))
+  >>> read_idx(path)
+  array([[0, 1, 2],
+         [3, 4, 5]], dtype=uint8)
 """
 from __future__ import annotations
 
@@ -26,9 +35,17 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
 
     Raises ``FileNotFoundError`` naming the path, ``ValueError`` on a bad header or truncated data.
 
-    Example (not run)::
-
-        images = read_idx("../shared/data/mnist/t10k-images-idx3-ubyte.gz")  # (10000, 28, 28) uint8
+    Example (MNIST: ``read_idx(".../t10k-images-idx3-ubyte.gz")`` is ``(10000, 28, 28)`` uint8):
+      >>> import gzip, os, struct, tempfile
+      >>> path = os.path.join(tempfile.mkdtemp(), "labels-idx1-ubyte.gz")
+      >>> with gzip.open(path, "wb") as f:  # magic 2049: 1-d uint8, here 4 labels
+      ...     _ = f.write(struct.pack(">II", 2049, 4) + bytes([7, 2, 1, 0]))
+      >>> read_idx(path)
+      array([7, 2, 1, 0], dtype=uint8)
+      >>> read_idx(path + ".missing")
+      Traceback (most recent call last):
+      ...
+      FileNotFoundError: IDX file not found: ...labels-idx1-ubyte.gz.missing
     """
     path = Path(path)
     if not path.is_file():
@@ -60,9 +77,19 @@ def _find(directory: Path, stem: str) -> Path:
 def load_mnist(directory: str | os.PathLike, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
     """MNIST ``split`` ("train" or "test") from ``directory``: images ``(N, 28, 28)`` uint8, labels ``(N,)``.
 
-    Example (not run)::
+    File names are MNIST's (``t10k-images-idx3-ubyte.gz`` ...), with or without ``.gz``; on the real
+    files ``load_mnist(mnist_dir, "test")`` gives 10,000 digits.
 
-        images, labels = load_mnist("../shared/data/mnist", "test")  # 10,000 digits
+    Example (two blank 28x28 "digits" written in the MNIST layout):
+      >>> import os, struct, tempfile
+      >>> d = tempfile.mkdtemp()
+      >>> with open(os.path.join(d, "t10k-images-idx3-ubyte"), "wb") as f:
+      ...     _ = f.write(struct.pack(">IIII", 2051, 2, 28, 28) + bytes(2 * 28 * 28))
+      >>> with open(os.path.join(d, "t10k-labels-idx1-ubyte"), "wb") as f:
+      ...     _ = f.write(struct.pack(">II", 2049, 2) + bytes([3, 8]))
+      >>> images, labels = load_mnist(d, "test")
+      >>> images.shape, images.dtype, labels.tolist()
+      ((2, 28, 28), dtype('uint8'), [3, 8])
     """
     directory = Path(directory)
     if not directory.is_dir():

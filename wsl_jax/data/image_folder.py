@@ -21,10 +21,22 @@ Builder arguments ``root`` and ``image_size`` are only needed to build: reading 
 prepared data live under ``<data_dir>/labeled_image_folder/default/1.0.0``: use one ``data_dir`` per
 image folder (and per ``image_size``).
 
-Example (not run)::
+MIT67: ``prepare_dataset("labeled_image_folder", d, root="/data/MIT67", image_size=(224, 224))``.
 
-    prepare_dataset("labeled_image_folder", "/tmp/tfds_mit67", root="/data/MIT67", image_size=(224, 224))
-    source = open_source("labeled_image_folder", "train", "/tmp/tfds_mit67")
+Example (a folder of six small PNGs, two classes, two splits):
+  >>> import tempfile
+  >>> from wsl_jax.data import open_source, prepare_dataset
+  >>> root, data_dir = Path(tempfile.mkdtemp()), tempfile.mkdtemp()
+  >>> for split, cls, i in [("train", "bar", 0), ("train", "bar", 1), ("train", "cave", 0),
+  ...                       ("train", "cave", 1), ("test", "bar", 0), ("test", "cave", 0)]:
+  ...     (root / split / cls).mkdir(parents=True, exist_ok=True)
+  ...     Image.new("RGB", (12, 10)).save(root / split / cls / f"{i}.png")
+  >>> _ = prepare_dataset("labeled_image_folder", data_dir, root=root, image_size=(8, 8))
+  Downloading and preparing dataset ...
+  Dataset labeled_image_folder downloaded and prepared to ...
+  >>> train = open_source("labeled_image_folder", "train", data_dir)  # no root needed to read
+  >>> len(train), train[0]["image"].shape, sorted(int(train[i]["label"]) for i in range(len(train)))
+  (4, (8, 8, 3), [0, 0, 1, 1])
 """
 from __future__ import annotations
 
@@ -85,9 +97,18 @@ def load_image_file(path: str | os.PathLike, image_size: tuple[int, int] | None 
 
     Keeps the original bytes of RGB JPEG/PNG files unless ``image_size`` asks for a resize (then PNG).
 
-    Example (not run)::
-
-        load_image_file("/data/MIT67/train/bar/img_001.jpg", image_size=(224, 224))   # PNG bytes
+    Example:
+      >>> import tempfile
+      >>> path = Path(tempfile.mkdtemp()) / "gray.png"
+      >>> Image.new("L", (6, 4)).save(path)
+      >>> data = load_image_file(path, image_size=(2, 3))  # converted to RGB, resized, PNG
+      >>> Image.open(io.BytesIO(data)).size, Image.open(io.BytesIO(data)).mode
+      ((3, 2), 'RGB')
+      >>> _ = path.write_bytes(b"not an image")
+      >>> load_image_file(path)
+      Traceback (most recent call last):
+      ...
+      ValueError: cannot decode image file .../gray.png: ...
     """
     path = Path(path)
     data = path.read_bytes()
@@ -111,11 +132,15 @@ class LabeledImageFolder(tfds.core.GeneratorBasedBuilder):
 
     Keyword arguments: ``root`` (needed to build), ``image_size`` (optional ``(h, w)`` resize).
 
-    Example (not run)::
-
-        builder = LabeledImageFolder(data_dir="/tmp/tfds_mit67", root="/data/MIT67", image_size=(224, 224))
-        builder.download_and_prepare(file_format="array_record")
-        builder.info.features["label"].names[:2]
+    Example (the class list comes from the folders; build with ``download_and_prepare``):
+      >>> import tempfile
+      >>> root = Path(tempfile.mkdtemp())
+      >>> for split, cls in [("train", "kitchen"), ("train", "bar"), ("test", "bar")]:
+      ...     (root / split / cls).mkdir(parents=True)
+      ...     Image.new("RGB", (4, 4)).save(root / split / cls / "0.png")
+      >>> builder = LabeledImageFolder(data_dir=tempfile.mkdtemp(), root=root, image_size=(4, 4))
+      >>> builder.info.features["label"].names, builder.info.features["image"].shape
+      (['bar', 'kitchen'], (4, 4, 3))
     """
 
     VERSION = tfds.core.Version("1.0.0")

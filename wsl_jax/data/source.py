@@ -1,9 +1,14 @@
 """Building and opening prepared tfds data sets (array_record, no TensorFlow), with clear errors.
 
-Example (not run)::
-
-    prepare_dataset("cluttered_digits/tiny", data_dir)   # builds once, later calls reuse it
-    train = open_source("cluttered_digits/tiny", "train", data_dir, image_size=(32, 32))
+Example:
+  >>> import tempfile
+  >>> data_dir = tempfile.mkdtemp()
+  >>> _ = prepare_dataset("cluttered_digits/tiny", data_dir)  # builds once, later calls reuse it
+  Downloading and preparing dataset ...
+  Dataset cluttered_digits downloaded and prepared to ...
+  >>> train = open_source("cluttered_digits/tiny", "train", data_dir, image_size=(32, 32))
+  >>> len(train), sorted(train[0])[:3]  # examples are dicts of NumPy arrays (and lists)
+  (20, ['boxes', 'fragment_source_index', 'image'])
 """
 from __future__ import annotations
 
@@ -20,9 +25,18 @@ def prepare_dataset(name: str, data_dir: str | os.PathLike, **builder_kwargs) ->
 
     ``builder_kwargs`` go to the builder (e.g. ``mnist_dir=...`` for ``cluttered_mnist``).
 
-    Example (not run)::
+    ``prepare_dataset("cluttered_digits", data_dir)`` builds the default config (9,000 canvases,
+    about 25 s on two CPU cores).
 
-        builder = prepare_dataset("cluttered_digits", "/tmp/tfds")   # default config, ~9,000 canvases
+    Example (a second call finds the prepared data and prints nothing):
+      >>> import tempfile
+      >>> data_dir = tempfile.mkdtemp()
+      >>> builder = prepare_dataset("cluttered_digits/tiny", data_dir)
+      Downloading and preparing dataset ...
+      Dataset cluttered_digits downloaded and prepared to ...
+      >>> builder = prepare_dataset("cluttered_digits/tiny", data_dir)
+      >>> sorted((split, info.num_examples) for split, info in builder.info.splits.items())
+      [('test', 20), ('train', 20), ('validation', 20)]
     """
     os.makedirs(data_dir, exist_ok=True)
     builder = tfds.builder(name, data_dir=os.fspath(data_dir), **builder_kwargs)
@@ -39,10 +53,15 @@ def open_source(name: str, split: str, data_dir: str | os.PathLike | None,
     unknown split (naming the available ones) or when the stored ``image`` height and width differ
     from ``image_size``. Slicing syntax (``"train[:10]"``) is passed through to tfds.
 
-    Example (not run)::
+    On a prepared ``data_dir`` (see :func:`prepare_dataset`), ``open_source("cluttered_digits/tiny",
+    "validation", data_dir)[0]`` is a dict of NumPy arrays (``Sequence`` features as lists).
 
-        source = open_source("cluttered_digits/tiny", "validation", data_dir)
-        example = source[0]   # dict of NumPy arrays; Sequence features come back as lists
+    Example (the errors name what is missing):
+      >>> import tempfile
+      >>> open_source("cluttered_digits/tiny", "train", tempfile.mkdtemp())
+      Traceback (most recent call last):
+      ...
+      FileNotFoundError: data directory ... is empty; build 'cluttered_digits/tiny' first with ...
     """
     if data_dir is None:
         raise FileNotFoundError(f"no data_dir given for data set {name!r}")

@@ -19,10 +19,23 @@ mapped examples (give ``image_size``, VOC images differ in size, and ``max_boxes
 hold up to 42 objects). Note that ``pipeline.pad_ragged`` does not carry ``difficult`` or
 ``box_difficult`` into batches; read them from the source for evaluation.
 
-Example (not run; the VOC download is not reachable from here)::
+With the prepared tfds data (not run here; the VOC download is not reachable)::
 
     train = voc_source(tfds.data_source("voc/2007", split="trainval", data_dir=d), image_size=(224, 224))
     batches = make_train_dataset(train, batch_size=16, max_boxes=64, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+
+Example (any random-access source of tfds-layout examples works, here a list of one):
+  >>> from wsl_jax.data import make_eval_dataset
+  >>> ex = {"image": np.zeros((6, 8, 3), np.uint8), "image/filename": "000005.jpg",
+  ...       "labels": [8], "labels_no_difficult": [8],
+  ...       "objects": {"label": [8], "is_difficult": [False], "is_truncated": [False], "pose": [0],
+  ...                   "bbox": np.array([[0, 0, .5, .5]], np.float32)}}
+  >>> source = voc_source([ex], image_size=(4, 4))
+  >>> source[0]["file_name"], VOC_CLASSES[int(source[0]["label_per_box"][0])]
+  ('000005.jpg', 'chair')
+  >>> batch = next(iter(make_eval_dataset(source, batch_size=2, max_boxes=64)))
+  >>> batch["image"].shape, batch["valid"].tolist()
+  ((2, 4, 4, 3), [True, False])
 """
 from __future__ import annotations
 
@@ -127,9 +140,17 @@ class MappedSource(Sequence):
 def voc_source(source, image_size: tuple[int, int] | None = None) -> MappedSource:
     """A tfds ``voc/2007`` data source whose examples are mapped by ``voc_example`` (with ``index``).
 
-    Example (not run)::
+    Typical use: ``voc_source(tfds.data_source("voc/2007", split="test", data_dir=d), (448, 448))``;
+    ``test[0]["difficult"]`` then gives the classes to ignore at evaluation for that image.
 
-        test = voc_source(tfds.data_source("voc/2007", split="test", data_dir=d), image_size=(448, 448))
-        test[0]["difficult"]   # (20,) uint8: classes to ignore at evaluation for this image
+    Example (a one-example source; its only object, a cat, is difficult):
+      >>> ex = {"image": np.zeros((6, 8, 3), np.uint8), "image/filename": "000001.jpg",
+      ...       "labels": [7], "labels_no_difficult": [],
+      ...       "objects": {"label": [7], "is_difficult": [True], "is_truncated": [False],
+      ...                   "pose": [0], "bbox": np.zeros((1, 4), np.float32)}}
+      >>> test = voc_source([ex], image_size=(4, 4))
+      >>> ex = test[0]
+      >>> np.flatnonzero(ex["difficult"]).tolist(), int(ex["index"]), ex["image"].shape
+      ([7], 0, (4, 4, 3))
     """
     return MappedSource(source, lambda ex, index: voc_example(ex, image_size=image_size, index=index))

@@ -18,11 +18,25 @@ present in ``trainval`` raise ``ValueError`` naming the file and the field.
 Note: in the released SUN files ``train_loc`` and ``val_loc`` do not partition ``trainval_loc``
 (they come from an older split); this is not treated as an error.
 
-Example (not run; the res101.mat files are not available here)::
+On the real files, ``load_xlsa17(root, "AWA2")`` has 40 seen and 10 unseen classes and attributes
+``(50, 85)``; train on ``data.features[data.splits["trainval"]]``.
 
-    data = load_xlsa17("/data/xlsa17/data", "AWA2")
-    x_train, y_train = data.features[data.splits["trainval"]], data.labels[data.splits["trainval"]]
-    len(data.seen_classes), len(data.unseen_classes), data.attributes.shape   # 40, 10, (50, 85)
+Example (a toy data set in the same format: 3 classes, 2 attributes, 6 images of 4 features):
+  >>> import os, tempfile
+  >>> import scipy.io
+  >>> root = tempfile.mkdtemp(); os.mkdir(os.path.join(root, "TOY"))
+  >>> scipy.io.savemat(os.path.join(root, "TOY", "att_splits.mat"), {  # MATLAB: 1-based, p x C
+  ...     "att": np.eye(2, 3),
+  ...     "allclasses_names": np.array([["cat"], ["dog"], ["zebra"]], dtype=object),
+  ...     "trainval_loc": [[1], [2], [3]], "train_loc": [[1], [2]], "val_loc": [[3]],
+  ...     "test_seen_loc": [[4]], "test_unseen_loc": [[5], [6]]})
+  >>> scipy.io.savemat(os.path.join(root, "TOY", "res101.mat"),
+  ...                  {"features": np.ones((4, 6)), "labels": [[1], [2], [1], [2], [3], [3]]})
+  >>> data = load_xlsa17(root, "TOY")
+  >>> data.features.shape, data.attributes.shape, data.labels.tolist()  # rows, 0-based
+  ((6, 4), (3, 2), [0, 1, 0, 1, 2, 2])
+  >>> data.seen_classes.tolist(), data.unseen_classes.tolist(), data.splits["test_unseen"].tolist()
+  ([0, 1], [2], [4, 5])
 """
 from __future__ import annotations
 
@@ -130,10 +144,20 @@ def _strings(value: np.ndarray) -> list:
 def load_att_splits(path: str | os.PathLike) -> AttSplits:
     """Reads an ``att_splits.mat``: attributes transposed to (C, p), splits made 0-based.
 
-    Example (not run)::
+    On AWA2's file: ``a.attributes.shape, len(a.splits["test_unseen"])`` is ``((50, 85), 7913)``.
 
-        a = load_att_splits("../shared/data/zsl/xlsa17/AWA2/att_splits.mat")
-        a.attributes.shape, len(a.splits["test_unseen"])   # (50, 85), 7913
+    Example (2 attributes of 3 classes, stored p x C with 1-based indices):
+      >>> import os, tempfile
+      >>> import scipy.io
+      >>> path = os.path.join(tempfile.mkdtemp(), "att_splits.mat")
+      >>> scipy.io.savemat(path, {
+      ...     "att": np.eye(2, 3),
+      ...     "allclasses_names": np.array([["a"], ["b"], ["c"]], dtype=object),
+      ...     "trainval_loc": [[1], [2]], "train_loc": [[1]], "val_loc": [[2]],
+      ...     "test_seen_loc": [[3]], "test_unseen_loc": [[4]]})
+      >>> a = load_att_splits(path)
+      >>> a.attributes.shape, a.splits["trainval"].tolist(), a.class_names
+      ((3, 2), [0, 1], ['a', 'b', 'c'])
     """
     path = Path(path)
     mat = _load_mat(path)
@@ -168,9 +192,17 @@ def load_att_splits(path: str | os.PathLike) -> AttSplits:
 def load_res101(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list | None]:
     """Reads a ``res101.mat``: features (N, d) float32, 0-based labels (N,), image files (or ``None``).
 
-    Example (not run)::
+    On AWA2's file the features are ``(37322, 2048)``.
 
-        features, labels, files = load_res101("/data/xlsa17/data/AWA2/res101.mat")   # (37322, 2048)
+    Example (3 images of 4 features, stored d x N with 1-based labels):
+      >>> import os, tempfile
+      >>> import scipy.io
+      >>> path = os.path.join(tempfile.mkdtemp(), "res101.mat")
+      >>> features = np.arange(12.0).reshape(4, 3)
+      >>> scipy.io.savemat(path, {"features": features, "labels": [[2], [1], [2]]})
+      >>> features, labels, files = load_res101(path)
+      >>> features.shape, features.dtype, labels.tolist(), files
+      ((3, 4), dtype('float32'), [1, 0, 1], None)
     """
     path = Path(path)
     mat = _load_mat(path)
@@ -194,10 +226,14 @@ def load_res101(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list |
 def load_xlsa17(root: str | os.PathLike, dataset: str) -> Xlsa17Data:
     """Loads ``<root>/<dataset>/{res101.mat, att_splits.mat}`` and checks them against each other.
 
-    Example (not run)::
+    On the real SUN files: 645 seen and 72 unseen classes, attributes ``(717, 102)``. The module
+    docstring builds a toy data set and loads it.
 
-        data = load_xlsa17("/data/xlsa17/data", "SUN")
-        len(data.seen_classes), len(data.unseen_classes), data.attributes.shape   # 645, 72, (717, 102)
+    Example (a missing folder is named in the error):
+      >>> load_xlsa17("/nonexistent", "AWA2")
+      Traceback (most recent call last):
+      ...
+      FileNotFoundError: xlsa17 data set folder /nonexistent/AWA2 not found ...
     """
     folder = Path(root) / dataset
     if not folder.is_dir():

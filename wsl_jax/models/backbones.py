@@ -12,6 +12,14 @@ Each backbone exposes ``num_features`` (``D``) and ``output_stride``.
 
 **torchvision names.** Module names repeat the torchvision state-dict keys with each integer index
 joined to the preceding name by ``_``: :func:`torch_key_to_flax` is the whole rule.
+
+Example (a backbone by name; shapes only, nothing is computed):
+  >>> import jax, jax.numpy as jnp
+  >>> backbone = build_backbone("small_cnn", widths=(8, 16))
+  >>> x = jnp.zeros((2, 32, 32, 3))
+  >>> variables = jax.eval_shape(backbone.init, jax.random.key(0), x)
+  >>> jax.eval_shape(backbone.apply, variables, x).shape, backbone.output_stride  # (B, H/4, W/4, D)
+  ((2, 8, 8, 16), 4)
 """
 
 from __future__ import annotations

@@ -36,6 +36,14 @@ Example (not run; needs torch and a local file)::
     template = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 224, 224, 3)))
     variables = torchvision_resnet_to_flax(load_torch_state_dict("resnet50-0676ba61.pth"), template)
     features = model.apply(variables, images_nhwc)          # (B, 7, 7, 2048), eval-mode BatchNorm
+
+Example (the key and layout rules that the functions below apply to whole state dicts):
+  >>> import numpy as np
+  >>> from wsl_jax.models import torch_key_to_flax
+  >>> torch_key_to_flax("layer3.1.bn2.running_mean", 1)
+  ('batch_stats', ('layer3_1', 'bn2', 'mean'))
+  >>> np.zeros((64, 3, 7, 7)).transpose(2, 3, 1, 0).shape  # conv1.weight OIHW → HWIO kernel
+  (7, 7, 3, 64)
 """
 
 from __future__ import annotations

@@ -5,6 +5,13 @@ torchvision: BatchNorm momentum 0.1 in PyTorch terms (``momentum=0.9`` in Flax) 
 convolutions initialised He-normal with ``fan_out`` (torchvision's ``kaiming_normal_(mode="fan_out")``);
 explicit symmetric padding, as PyTorch pads (``"SAME"`` pads a stride-2 layer asymmetrically).
 Computation runs in ``dtype`` (e.g. ``jnp.bfloat16``) while parameters stay ``float32``.
+
+Example:
+  >>> import jax, jax.numpy as jnp
+  >>> layer = conv(8, 3, stride=2)  # 3×3, stride 2, symmetric padding 1, no bias
+  >>> variables = layer.init(jax.random.key(0), jnp.zeros((1, 16, 16, 4)))
+  >>> layer.apply(variables, jnp.zeros((1, 16, 16, 4))).shape, variables["params"]["kernel"].shape
+  ((1, 8, 8, 8), (3, 3, 4, 8))
 """
 
 from __future__ import annotations
@@ -53,7 +60,15 @@ def check_images(x, name: str = "images") -> jax.Array:
 
 
 def check_positive_int(value, name: str) -> int:
-    """Returns ``value`` as an int if it is an integer ``>= 1`` (bools rejected), else raises."""
+    """Returns ``value`` as an int if it is an integer ``>= 1`` (bools rejected), else raises.
+
+    >>> check_positive_int(3, "num_maps")
+    3
+    >>> check_positive_int(0, "num_maps")
+    Traceback (most recent call last):
+    ...
+    ValueError: num_maps must be a positive int (>= 1), got 0.
+    """
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
         raise TypeError(f"{name} must be a positive int, got {value!r}.")
     if value < 1:

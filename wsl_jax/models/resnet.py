@@ -20,6 +20,15 @@ torchvision key                        Flax variable
 ``layer2.0.downsample.1.*``            ``{params,batch_stats}/layer2_0/downsample_1/*`` (its BatchNorm)
 ``fc.weight`` / ``fc.bias``            none (the backbone has no classifier)
 =====================================  ===============================================================
+
+Example (shapes only; output stride 32):
+  >>> import jax, jax.numpy as jnp
+  >>> x = jnp.zeros((1, 224, 224, 3))
+  >>> variables = jax.eval_shape(ResNet50().init, jax.random.key(0), x)
+  >>> jax.eval_shape(ResNet50().apply, variables, x).shape
+  (1, 7, 7, 2048)
+  >>> sorted(variables["params"])[:4]
+  ['bn1', 'conv1', 'layer1_0', 'layer1_1']
 """
 
 from __future__ import annotations

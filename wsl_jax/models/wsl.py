@@ -9,6 +9,15 @@ averages the ``M`` maps of each class into dense class maps ``(B, h, w, C)``; ma
 The parameter tree of a ``WSLNet`` is ``{"backbone": …, "head": {"transfer": {"kernel", "bias"}}}``,
 so optimiser rules can single out the backbone (the official recipe trains it at 0.1× the lr).
 A ``wildcat.pytorch`` checkpoint's ``classifier.0.weight``/``bias`` is the transfer layer.
+
+Example (a WELDON-style model on 64×64 grayscale images, 10 classes):
+  >>> import jax, jax.numpy as jnp
+  >>> model = build_model("small_cnn", 10, num_maps=4, k_max=0.2, k_min=0.2, lam=0.7)
+  >>> images = jnp.zeros((2, 64, 64, 1))
+  >>> variables = model.init(jax.random.key(0), images)
+  >>> scores, maps = model.apply(variables, images, return_maps=True)
+  >>> scores.shape, maps.shape  # scores (B, C), dense class maps (B, H/8, W/8, C)
+  ((2, 10), (2, 8, 8, 10))
 """
 
 from __future__ import annotations

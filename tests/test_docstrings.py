@@ -1,0 +1,128 @@
+"""Every public module of ``wsl_jax``, and every public function and class defined in it, has a
+docstring with a runnable example (a ``>>>`` doctest; ``setup.cfg`` runs them with
+``--doctest-modules``).
+
+Public: modules whose dotted path has no part starting with ``_``; in a module, the names of its
+``__all__`` or, without one, the names not starting with ``_``; only functions and classes defined in
+that module count (re-exports are checked where they are defined).
+
+``PENDING_EXAMPLES`` is a temporary allow-list of known offenders in files being edited elsewhere;
+empty it as they get examples (an entry that no longer offends fails the test, so the list only
+shrinks).
+"""
+
+import importlib
+import inspect
+import pkgutil
+
+import wsl_jax
+
+MODULE = "<module>"
+
+# Temporary: (module, name) without a ``>>>`` example yet; ``MODULE`` stands for the module docstring.
+PENDING_EXAMPLES = (
+    ("wsl_jax.data.pipeline", MODULE),
+    ("wsl_jax.train", MODULE),
+    ("wsl_jax.train.distributed", "DistributedSettings"),
+    ("wsl_jax.train.distributed", "initialize"),
+    ("wsl_jax.train.entry", MODULE),
+    ("wsl_jax.train.evaluation", MODULE),
+    ("wsl_jax.train.evaluation", "evaluate_workdir"),
+    ("wsl_jax.train.evaluation", "load_run"),
+    ("wsl_jax.train.loop", MODULE),
+    ("wsl_jax.train.loop", "build_from_config"),
+    ("wsl_jax.train.loop", "evaluate_split"),
+    ("wsl_jax.train.loop", "make_predict"),
+    ("wsl_jax.train.loop", "make_train_step"),
+    ("wsl_jax.train.loop", "train_and_evaluate"),
+    ("wsl_jax.train.metric_writers", "MetricWriter"),
+    ("wsl_jax.train.metric_writers", "read_events"),
+    ("wsl_jax.train.objectives", MODULE),
+    ("wsl_jax.train.optim", MODULE),
+    ("wsl_jax.train.pretrained", "load_pretrained_backbone"),
+    ("wsl_jax.train.state", MODULE),
+    ("wsl_jax.train.state", "TrainState"),
+    ("wsl_jax.zsl.checks", MODULE),
+    ("wsl_jax.zsl.cifar_features", MODULE),
+    ("wsl_jax.zsl.cifar_features", "load_cifar10"),
+    ("wsl_jax.zsl.config", MODULE),
+    ("wsl_jax.zsl.eszsl", MODULE),
+    ("wsl_jax.zsl.evaluation", MODULE),
+    ("wsl_jax.zsl.mining", MODULE),
+    ("wsl_jax.zsl.model", MODULE),
+    ("wsl_jax.zsl.protocol", MODULE),
+    ("wsl_jax.zsl.splits", MODULE),
+    ("wsl_jax.zsl.tasks", MODULE),
+    ("wsl_jax.zsl.tasks", "cifar10_class_vectors"),
+    ("wsl_jax.zsl.training", MODULE),
+    ("wsl_jax.zsl.training", "evaluate_zsl_workdir"),
+)
+
+
+def public_modules():
+    """The importable public modules of the package, ``wsl_jax`` itself first.
+
+    >>> mods = public_modules()
+    >>> mods[0].__name__, "wsl_jax.pooling" in {m.__name__ for m in mods}
+    ('wsl_jax', True)
+    """
+    modules = [wsl_jax]
+    for info in pkgutil.walk_packages(wsl_jax.__path__, prefix="wsl_jax."):
+        if any(part.startswith("_") for part in info.name.split(".")):
+            continue
+        modules.append(importlib.import_module(info.name))
+    return modules
+
+
+def public_objects(module):
+    """``(name, object)`` of the public functions and classes defined in ``module``.
+
+    >>> import wsl_jax.pooling
+    >>> "max_min_pool" in dict(public_objects(wsl_jax.pooling))
+    True
+    """
+    names = getattr(module, "__all__", None)
+    if names is None:
+        names = [n for n in vars(module) if not n.startswith("_")]
+    for name in names:
+        obj = getattr(module, name)
+        if (inspect.isfunction(obj) or inspect.isclass(obj)) and obj.__module__ == module.__name__:
+            yield name, obj
+
+
+def has_example(doc) -> bool:
+    """Whether a docstring holds a doctest.
+
+    >>> has_example(">>> 1 + 1\\n2"), has_example("Example (not run)::"), has_example(None)
+    (True, False, False)
+    """
+    return ">>>" in (doc or "")
+
+
+def offenders():
+    """Sorted ``(module, name)`` pairs lacking an example; ``name`` is ``MODULE`` for the module."""
+    found = []
+    for module in public_modules():
+        if not has_example(module.__doc__):
+            found.append((module.__name__, MODULE))
+        for name, obj in public_objects(module):
+            if not has_example(inspect.getdoc(obj)):
+                found.append((module.__name__, name))
+    return sorted(found)
+
+
+def test_every_public_module_function_and_class_has_an_example():
+    new = [o for o in offenders() if o not in PENDING_EXAMPLES]
+    assert not new, "docstrings without a runnable example (>>>):\n" + "\n".join(
+        f"  {module}: {name}" for module, name in new
+    )
+
+
+def test_pending_examples_allow_list_only_shrinks():
+    current = set(offenders())
+    fixed = [o for o in PENDING_EXAMPLES if o not in current]
+    assert not fixed, (
+        "these now have examples (or are gone): remove them from PENDING_EXAMPLES in "
+        "tests/test_docstrings.py:\n" + "\n".join(f"  {m}: {n}" for m, n in fixed)
+    )
+    assert len(set(PENDING_EXAMPLES)) == len(PENDING_EXAMPLES)
