@@ -5,8 +5,15 @@ import numpy as np
 import pytest
 
 from wsl_jax.data.cluttered_digits import ClutteredDigits
-from wsl_jax.data.pipeline import (augment, make_eval_dataset, make_global_batch, make_train_dataset,
-                                   normalize, num_eval_batches, pad_ragged)
+from wsl_jax.data.pipeline import (
+    augment,
+    make_eval_dataset,
+    make_global_batch,
+    make_train_dataset,
+    normalize,
+    num_eval_batches,
+    pad_ragged,
+)
 from wsl_jax.data.source import open_source, prepare_dataset
 
 NAME = "cluttered_digits/tiny"
@@ -134,6 +141,33 @@ def test_finite_epochs_and_sharding_cover_the_data(train_source):
     assert not seen[0] & seen[1] and len(seen[0] | seen[1]) == 20
     with pytest.raises(ValueError, match="smaller than batch_size"):
         make_train_dataset(train_source, batch_size=32)
+
+
+@pytest.mark.parametrize("shard_count", [2, 4])
+def test_global_batches_do_not_depend_on_the_shard_count(train_source, shard_count):
+    """Per-process rows, concatenated in process order, are the one-process batches (augmented)."""
+    def batches(count, index, n=7):  # 7 global batches of 8 cross two epochs of 20 examples
+        options = grain.sharding.ShardOptions(shard_index=index, shard_count=count)
+        it = iter(make_train_dataset(train_source, batch_size=8 // count, seed=5, shard_options=options))
+        return _take(it, n)
+
+    single = batches(1, 0)
+    shards = [batches(shard_count, i) for i in range(shard_count)]
+    for step, expected in enumerate(single):
+        _assert_batches_equal(expected, {k: np.concatenate([s[step][k] for s in shards])
+                                         for k in expected})
+
+
+def test_sharded_iterator_state_restores_the_exact_next_batch(train_source):
+    options = grain.sharding.ShardOptions(shard_index=1, shard_count=2)
+    it = iter(make_train_dataset(train_source, batch_size=3, seed=2, shard_options=options))
+    _take(it, 5)
+    state = it.get_state()
+    expected = _take(it, 2)
+    restored = iter(make_train_dataset(train_source, batch_size=3, seed=2, shard_options=options))
+    restored.set_state(state)
+    for a, b in zip(expected, _take(restored, 2)):
+        _assert_batches_equal(a, b)
 
 
 def _check_mask_box_consistency(out, size=32):

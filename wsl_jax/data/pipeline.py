@@ -6,10 +6,13 @@ Stages, per example: ``pad_ragged`` (lists of boxes to fixed arrays with a valid
 and the iterators' ``get_state()`` / ``set_state()`` resume at the exact next batch (with the default
 ``worker_count=0``; a checkpoint is tied to its worker count).
 
-Per-process sharding takes a contiguous slice of the source per ``grain.sharding.ShardOptions``
-(default: ``ShardByJaxProcess``). Evaluation reads every example of the shard exactly once: the last
-batch is padded with zero examples and each batch has a boolean ``valid`` field; all shards yield the
-same number of batches, as multi-host collectives require.
+Per-process sharding follows ``grain.sharding.ShardOptions`` (default: ``ShardByJaxProcess``). In
+training every process defines the same globally shuffled, augmented stream and reads only its rows
+of each global batch, so the global batches (and their augmentations, seeded by the global example
+index) are the same whatever the process count. Evaluation takes a contiguous slice of the source
+per process and reads every example of it exactly once: the last batch is padded with zero examples
+and each batch has a boolean ``valid`` field; all shards yield the same number of batches, as
+multi-host collectives require.
 
 Batch fields: ``image`` (B, H, W, C) float32, ``labels`` (B, 10) float32, ``valid`` (B,) bool, and when
 the source has them ``mask`` (B, H, W) uint8, ``boxes`` (B, max_boxes, 4) float32 (zero padded),
@@ -27,12 +30,14 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import grain
 import jax
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 DEFAULT_MEAN = (0.5,)
 DEFAULT_STD = (0.5,)
@@ -183,22 +188,40 @@ def make_train_dataset(source, *, batch_size: int, seed: int = 0, num_epochs: in
                        max_boxes: int = 4, image_size: tuple[int, int] | None = None,
                        shard_options: grain.sharding.ShardOptions | None = None,
                        read_threads: int = 2, worker_count: int = 0) -> grain.IterDataset:
-    """Shuffled, augmented, repeated (``num_epochs=None``: forever) batches of this process's shard.
+    """Shuffled, augmented, repeated (``num_epochs=None``: forever) batches of this process's rows.
 
-    Incomplete final batches are dropped; shards default to ``ShardByJaxProcess(drop_remainder=True)``.
-    ``iter(...)`` gives a checkpointable iterator (``get_state`` / ``set_state``).
+    ``batch_size`` is this process's (host-local) batch; with ``shard_count`` shards (default:
+    ``ShardByJaxProcess``, one per JAX process) the global batch has ``batch_size * shard_count``
+    rows. Global batch ``t`` is examples ``[t·G, (t+1)·G)`` of one shuffled, augmented stream over
+    the whole source (``G`` the global batch size, augmentation seeded by the position in that
+    stream), and shard ``i`` yields its rows ``[i·batch_size, (i+1)·batch_size)``, reading only those
+    examples. The global batches, in process order, are therefore the same for any shard count.
+    Incomplete final global batches are dropped. ``iter(...)`` gives a checkpointable iterator
+    (``get_state`` / ``set_state``); its state is per shard.
 
     >>> source = [{"image": np.full((4, 4, 1), i, np.uint8), "labels": np.zeros(10)} for i in range(6)]
     >>> batch = next(iter(make_train_dataset(source, batch_size=2, crop_padding=0)))
     >>> batch["image"].shape, batch["valid"].tolist()
     ((2, 4, 4, 1), [True, True])
+
+    Two shards of 1 row give the rows of one shard of 2:
+
+    >>> def rows(**kw):
+    ...     batches = make_train_dataset(source, crop_padding=0, mean=(0.0,), std=(1 / 255,), **kw)
+    ...     return next(iter(batches))["image"][:, 0, 0, 0].tolist()
+    >>> halves = [rows(batch_size=1, shard_options=grain.sharding.ShardOptions(i, 2)) for i in (0, 1)]
+    >>> halves[0] + halves[1] == rows(batch_size=2)
+    True
     """
     if shard_options is None:
-        shard_options = grain.sharding.ShardByJaxProcess(drop_remainder=True)
-    start, end = shard_bounds(len(source), shard_options)
-    if end - start < batch_size:
-        raise ValueError(f"shard of {end - start} examples is smaller than batch_size={batch_size}")
-    ds = grain.MapDataset.source(source)[start:end].seed(seed)
+        shard_options = grain.sharding.ShardByJaxProcess()
+    index, count = shard_options.shard_index, shard_options.shard_count
+    if not 0 <= index < count:
+        raise ValueError(f"shard_index {index} out of range for shard_count {count}")
+    if len(source) < batch_size * count:
+        raise ValueError(f"source of {len(source)} examples is smaller than batch_size={batch_size} "
+                         f"x {count} shards")
+    ds = grain.MapDataset.source(source).seed(seed)
     if shuffle:
         ds = ds.shuffle()
     ds = ds.repeat(num_epochs)
@@ -206,7 +229,11 @@ def make_train_dataset(source, *, batch_size: int, seed: int = 0, num_epochs: in
     if random_flip or crop_padding > 0:
         ds = ds.random_map(functools.partial(augment, random_flip=random_flip, crop_padding=crop_padding))
     ds = ds.map(functools.partial(normalize, mean=mean, std=std))
-    return _finish(ds.batch(batch_size, drop_remainder=True), read_threads, worker_count)
+    # Row blocks of batch_size; global batch t is blocks [t·count, (t+1)·count), this shard takes one.
+    blocks = ds.batch(batch_size, drop_remainder=True)
+    if count > 1:
+        blocks = blocks[:len(blocks) // count * count][index::count]
+    return _finish(blocks, read_threads, worker_count)
 
 
 def make_eval_dataset(source, *, batch_size: int, mean: Sequence[float] = DEFAULT_MEAN,

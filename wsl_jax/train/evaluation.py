@@ -28,6 +28,7 @@ from wsl_jax.data import make_eval_dataset, make_global_batch, open_source
 from wsl_jax.localization import boxes_to_pixels, class_maps_to_heatmaps, segmentation_from_heatmaps
 from wsl_jax.localization_metrics import confusion_matrix, mean_iou
 from wsl_jax.localization_metrics import pointing_game, pointing_game_accuracy
+from wsl_jax.train.state import data_mesh
 
 THRESHOLDS = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2))
 
@@ -111,7 +112,7 @@ def evaluate_workdir(workdir, *, splits=("validation", "test"), num_overlays: in
 
     workdir = Path(workdir).expanduser()
     config, model, variables = load_run(workdir)
-    mesh = jax.make_mesh((jax.device_count(),), ("data",))
+    mesh = data_mesh()
     data_dir = str(Path(config.data.dir).expanduser())
     split_names = {"validation": config.data.val_split, "test": config.data.test_split}
     results, threshold = {}, None

@@ -4,6 +4,13 @@ One process's view: a mesh over all devices, a replicated train state created sh
 turned into global arrays sharded on ``"data"``, a jitted buffer-donating step, orbax checkpoints of
 the state and the grain iterator (``--workdir`` of an interrupted run resumes it), model selection on
 the validation split only, and the test split evaluated once, with the selected parameters.
+
+Multi-host (``jax.distributed`` initialised first, see ``wsl_jax.train.distributed``): every process
+runs this same function. Each reads only its rows of each global batch (the global batches do not
+depend on the process count), evaluation gathers the scores of all processes, orbax saves on every
+process (the data iterator's state is one file per process), only process 0 writes the metrics,
+``config.json``, ``best.json`` and ``summary.json``, and resuming with another process count is
+refused.
 """
 
 from __future__ import annotations
@@ -20,17 +27,20 @@ import jax
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.experimental import multihost_utils
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from wsl_jax import metrics
 from wsl_jax.data import make_eval_dataset, make_global_batch, make_train_dataset
-from wsl_jax.data import open_source, prepare_dataset
+from wsl_jax.data.catalog import open_splits
 from wsl_jax.models import build_model
 from wsl_jax.train.metric_writers import MetricWriter
 from wsl_jax.train.objectives import make_objective
 from wsl_jax.train.optim import make_optimizer
-from wsl_jax.train.state import TrainState, create_train_state
+from wsl_jax.train.pretrained import load_pretrained_backbone
+from wsl_jax.train.state import TrainState, create_train_state, data_mesh
 
 log = logging.getLogger(__name__)
 
@@ -93,23 +103,45 @@ def make_predict(model):
 
 def evaluate_split(predict, params, batch_stats, source, config, mesh) -> dict:
     """Scores every example of ``source`` exactly once; mAP (non-interpolated) and per-class AP."""
-    scores, labels = [], []
-    dataset = make_eval_dataset(
-        source, batch_size=config.eval.batch_size, image_size=tuple(config.data.image_size)
+    scores, labels, difficult = [], [], []
+    dataset = make_eval_dataset(  # This process's contiguous shard of the examples.
+        source,
+        batch_size=config.eval.batch_size // jax.process_count(),
+        image_size=tuple(config.data.image_size),
+        **_pipeline_options(config.data),
     )
     for host_batch in dataset:
-        batch = make_global_batch({k: host_batch[k] for k in _BATCH_FIELDS}, mesh)
-        out = np.asarray(predict(params, batch_stats, batch["image"]))
-        valid = host_batch["valid"]
-        scores.append(out[valid])
-        labels.append(host_batch["labels"][valid])
-    scores, labels = np.concatenate(scores), np.concatenate(labels)
-    ap = np.asarray(metrics.average_precision(scores, labels > 0.5))
-    return {
-        "mAP": float(np.nanmean(ap)),
-        "AP": [float(a) for a in ap],
-        "num_examples": int(len(scores)),
-    }
+        fields = (*_BATCH_FIELDS, "difficult") if "difficult" in host_batch else _BATCH_FIELDS
+        batch = make_global_batch({k: host_batch[k] for k in fields}, mesh)
+        batch["scores"] = predict(params, batch_stats, batch.pop("image"))
+        # The rows of every process, on every process (NumPy arrays, in the same order).
+        rows = multihost_utils.process_allgather(batch, tiled=True)
+        valid = rows["valid"]
+        scores.append(rows["scores"][valid])
+        labels.append(rows["labels"][valid])
+        if "difficult" in rows:
+            difficult.append(rows["difficult"][valid])
+    scores, labels = np.concatenate(scores), np.concatenate(labels) > 0.5
+    # VOC: an (image, class) pair whose objects are all "difficult" is left out of that class's AP.
+    where = ~np.concatenate(difficult) if difficult else None
+    ap = np.asarray(metrics.average_precision(scores, labels, where=where))
+    result = {"mAP": float(np.nanmean(ap)), "AP": [float(a) for a in ap]}
+    if np.all(labels.sum(axis=1) == 1):  # Single-label data (MIT67, …): accuracies too.
+        classes = labels.argmax(axis=1)
+        result["top1"] = float(metrics.top1_accuracy(scores, classes))
+        result["mean_class_accuracy"] = float(
+            metrics.per_class_mean_accuracy(scores, classes, num_classes=labels.shape[1])
+        )
+    result["num_examples"] = len(scores)
+    return result
+
+
+def _pipeline_options(data_config) -> dict:
+    """Input normalisation ``mean`` / ``std`` (ImageNet weights) and ``max_boxes`` when set."""
+    options = {k: tuple(data_config[k]) for k in ("mean", "std") if data_config.get(k) is not None}
+    if data_config.get("max_boxes") is not None:
+        options["max_boxes"] = int(data_config.max_boxes)
+    return options
 
 
 def _check_config(config, num_devices: int) -> None:
@@ -158,14 +190,50 @@ def _restore_latest(manager, abstract_state, train_iter):
     return None, 0
 
 
-def train_and_evaluate(config, workdir) -> dict:
+def _write_atomically(path: Path, text: str) -> None:
+    """Other processes may read ``path`` meanwhile: never let them see it half written."""
+    partial = path.with_name(f".{path.name}.partial")
+    partial.write_text(text)
+    partial.replace(path)
+
+
+def _check_process_count(workdir: Path, manager: ocp.CheckpointManager) -> None:
+    """Checkpoints hold one data-iterator state per process: resume only with as many processes."""
+    record = workdir / "processes.json"
+    if manager.latest_step() is not None:
+        saved = json.loads(record.read_text())["process_count"] if record.exists() else 1
+        if saved != jax.process_count():
+            raise ValueError(
+                f"workdir {workdir} holds checkpoints of a run with {saved} process(es) but this "
+                f"run has {jax.process_count()}: resume with --num_processes={saved}, or use a new "
+                "--workdir."
+            )
+    if jax.process_index() == 0:
+        _write_atomically(record, json.dumps({"process_count": jax.process_count()}))
+
+
+def _open_splits_in_turn(data_config) -> dict:
+    """``open_splits`` on process 0 first (it may build the data set), then on the others."""
+    if jax.process_index() != 0:
+        multihost_utils.sync_global_devices("wsl_jax: data prepared by process 0")
+    sources = open_splits(data_config)
+    if jax.process_index() == 0 and jax.process_count() > 1:
+        multihost_utils.sync_global_devices("wsl_jax: data prepared by process 0")
+    return sources
+
+
+def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dict:
     """Trains the model of ``config`` in ``workdir`` (resuming it if it holds checkpoints).
 
     Returns the summary: best validation mAP and its step, test mAP of the selected parameters.
+    With ``stop_after``, stops once that many steps are done, with a checkpoint there, and returns
+    ``{"stopped_at": step, "steps": train.steps}``; calling it again continues (e.g. to fit a run
+    into the time slots of a cluster).
     """
     workdir = Path(workdir).expanduser()
     workdir.mkdir(parents=True, exist_ok=True)
-    mesh = jax.make_mesh((jax.device_count(),), ("data",))
+    is_main = jax.process_index() == 0
+    mesh = data_mesh()
     _check_config(config, jax.device_count())
     config_path = workdir / "config.json"
     if config_path.exists() and json.loads(config_path.read_text()) != json.loads(config.to_json()):
@@ -173,15 +241,11 @@ def train_and_evaluate(config, workdir) -> dict:
             f"workdir {workdir} holds a run of a different config ({config_path}); "
             "use a new --workdir or the same config to resume."
         )
-    config_path.write_text(config.to_json(indent=2))
+    if is_main:
+        _write_atomically(config_path, config.to_json(indent=2))
 
-    data_dir = str(Path(config.data.dir).expanduser())
-    prepare_dataset(config.data.name, data_dir)
+    sources = _open_splits_in_turn(config.data)
     image_size = tuple(config.data.image_size)
-    sources = {
-        split: open_source(config.data.name, config.data[f"{split}_split"], data_dir, image_size)
-        for split in ("train", "val", "test")
-    }
     train_iter = iter(
         make_train_dataset(
             sources["train"],
@@ -190,6 +254,7 @@ def train_and_evaluate(config, workdir) -> dict:
             random_flip=config.data.random_flip,
             crop_padding=config.data.crop_padding,
             image_size=image_size,
+            **_pipeline_options(config.data),
         )
     )
 
@@ -202,7 +267,10 @@ def train_and_evaluate(config, workdir) -> dict:
         jax.random.fold_in(jax.random.key(config.seed), 0),
         mesh,
     )
+    if config.model.get("pretrained"):
+        state = load_pretrained_backbone(state, tx, config.model.pretrained)
     manager = _checkpoint_manager(workdir, config)
+    _check_process_count(workdir, manager)
     restored, start = _restore_latest(manager, state, train_iter)
     if restored is not None:
         state = restored
@@ -215,14 +283,15 @@ def train_and_evaluate(config, workdir) -> dict:
     checkpointer = ocp.StandardCheckpointer()
 
     total = config.train.steps
+    stop = total if stop_after is None else max(min(stop_after, total), start)
     started = time.perf_counter()
     bar = tqdm(
-        range(start, total),
+        range(start, stop),
         initial=start,
         total=total,
         desc="train",
         unit="step",
-        disable=not config.get("progress_bar", True),
+        disable=not (config.get("progress_bar", True) and is_main),
     )
     for step in bar:
         host_batch = next(train_iter)
@@ -256,11 +325,15 @@ def train_and_evaluate(config, workdir) -> dict:
                     force=True,
                 )
                 checkpointer.wait_until_finished()
-                best_path.write_text(json.dumps(best))
-        if done % config.train.checkpoint_every == 0 or done == total:
+                if is_main:
+                    _write_atomically(best_path, json.dumps(best))
+        if done % config.train.checkpoint_every == 0 or done in (stop, total):
             _save(manager, done, state, train_iter)
     bar.close()
     manager.wait_until_finished()
+    if stop < total:
+        writer.close()
+        return {"stopped_at": stop, "steps": total}
 
     abstract = {"params": state.params, "batch_stats": state.batch_stats}
     selected = checkpointer.restore((workdir / "best").absolute(), abstract)
@@ -273,9 +346,11 @@ def train_and_evaluate(config, workdir) -> dict:
         "test_mAP": test["mAP"],
         "test_AP": test["AP"],
         "test_examples": test["num_examples"],
+        **{f"test_{k}": test[k] for k in ("top1", "mean_class_accuracy") if k in test},
         "steps": total,
     }
     writer.write(total, **{k: v for k, v in summary.items() if k != "test_AP"})
     writer.close()
-    (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    if is_main:
+        (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
