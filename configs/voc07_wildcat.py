@@ -23,6 +23,7 @@ import math
 import ml_collections
 
 from configs import digits_weldon
+from wsl_jax.data.voc import VOC_CLASSES
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -43,6 +44,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.mean = IMAGENET_MEAN
     config.data.std = IMAGENET_STD
     config.data.max_boxes = 64  # VOC 2007 images hold up to 42 objects.
+    config.data.class_names = VOC_CLASSES  # For the overlays of evaluate.py.
 
     config.model.backbone = "resnet101"
     config.model.backbone_kwargs = ml_collections.ConfigDict()

@@ -15,7 +15,7 @@ from configs import digits_ap_ranking, digits_weldon, mit67_wildcat, voc07_wildc
 from tests.data.test_image_folder import make_tree
 from tests.data.test_voc import _voc_record
 from wsl_jax.models import build_model
-from wsl_jax.train import create_train_state, loop
+from wsl_jax.train import create_train_state, evaluation, loop
 from wsl_jax.train.pretrained import load_pretrained_backbone
 
 TINY_MODEL = {"backbone": "small_cnn", "backbone_kwargs": {"widths": (8, 16), "convs_per_stage": 1}}
@@ -108,6 +108,12 @@ def test_voc_recipe_trains_and_leaves_difficult_only_classes_out(voc_stand_in, t
     assert math.isnan(ap[7]) and np.isfinite(ap[:5]).any()
     assert summary["test_mAP"] == pytest.approx(np.nanmean(ap))
     assert "test_top1" not in summary  # Multi-label data: no accuracy.
+
+    evaluated = evaluation.evaluate_workdir(tmp_path / "run", num_overlays=2)
+    assert evaluated["test"]["mAP"] == pytest.approx(summary["test_mAP"], rel=1e-6)
+    assert math.isnan(evaluated["test"]["AP"][7])
+    assert "pointing_game" in evaluated["test"] and "segmentation" not in evaluated["test"]
+    assert len(list((tmp_path / "run" / "overlays").glob("*.png"))) == 2
 
 
 def test_mit67_recipe_trains_on_an_image_folder_and_reports_accuracy(tmp_path):

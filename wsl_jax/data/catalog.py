@@ -37,7 +37,7 @@ from wsl_jax.data.image_folder import LabeledImageFolder
 from wsl_jax.data.source import open_source, prepare_dataset
 from wsl_jax.data.voc import voc_source
 
-__all__ = ["KNOWN_DATASETS", "open_splits"]
+__all__ = ["KNOWN_DATASETS", "open_splits", "pipeline_options"]
 
 _OUR_BUILDERS = ("cifar_mosaic", "cluttered_digits", "cluttered_mnist")
 KNOWN_DATASETS = (*_OUR_BUILDERS, "labeled_image_folder", "voc/2007")
@@ -122,3 +122,18 @@ def open_splits(data_config) -> dict:
         split: open_source(name, split_name, data_dir, size)
         for split, split_name in _split_names(data_config).items()
     }
+
+
+def pipeline_options(data_config) -> dict:
+    """Keyword arguments for the input pipelines that ``config.data`` sets: ``mean`` / ``std`` of the
+    input normalisation (ImageNet weights) and ``max_boxes``.
+
+    >>> import ml_collections
+    >>> pipeline_options(ml_collections.ConfigDict({"name": "voc/2007", "max_boxes": 64,
+    ...                                             "mean": [0.485, 0.456, 0.406]}))
+    {'mean': (0.485, 0.456, 0.406), 'max_boxes': 64}
+    """
+    options = {k: tuple(data_config[k]) for k in ("mean", "std") if data_config.get(k) is not None}
+    if data_config.get("max_boxes") is not None:
+        options["max_boxes"] = int(data_config.max_boxes)
+    return options

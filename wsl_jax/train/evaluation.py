@@ -24,10 +24,15 @@ import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
 from wsl_jax import metrics
-from wsl_jax.data import make_eval_dataset, make_global_batch, open_source
+from wsl_jax.data import make_eval_dataset, make_global_batch
+from wsl_jax.data.catalog import open_splits, pipeline_options
 from wsl_jax.localization import boxes_to_pixels, class_maps_to_heatmaps, segmentation_from_heatmaps
-from wsl_jax.localization_metrics import confusion_matrix, mean_iou
-from wsl_jax.localization_metrics import pointing_game, pointing_game_accuracy
+from wsl_jax.localization_metrics import (
+    confusion_matrix,
+    mean_iou,
+    pointing_game,
+    pointing_game_accuracy,
+)
 from wsl_jax.train.state import data_mesh
 
 THRESHOLDS = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2))
@@ -35,7 +40,7 @@ THRESHOLDS = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2))
 
 def load_run(workdir):
     """The config, model and selected variables of a finished (or interrupted) run in ``workdir``."""
-    from wsl_jax.train.loop import build_from_config  # noqa: PLC0415 — avoids an import cycle.
+    from wsl_jax.train.loop import build_from_config  # Imported here: avoids an import cycle.
 
     workdir = Path(workdir).expanduser()
     config_file, best = workdir / "config.json", workdir / "best"
@@ -58,11 +63,16 @@ def _scan_split(model, variables, source, config, mesh):
 
     image_size = tuple(config.data.image_size)
     num_classes = config.data.num_classes
-    scores, labels = [], []
+    scores, labels, difficult, has_masks = [], [], [], False
     hits = np.zeros(num_classes, np.int64)
     totals = np.zeros(num_classes, np.int64)
     confusions = {t: np.zeros((num_classes + 1,) * 2, np.int64) for t in THRESHOLDS}
-    dataset = make_eval_dataset(source, batch_size=config.eval.batch_size, image_size=image_size)
+    dataset = make_eval_dataset(
+        source,
+        batch_size=config.eval.batch_size,
+        image_size=image_size,
+        **pipeline_options(config.data),
+    )
     for host in tqdm(
         dataset, desc="eval", leave=False, disable=not config.get("progress_bar", True)
     ):
@@ -73,6 +83,8 @@ def _scan_split(model, variables, source, config, mesh):
         heat = np.asarray(class_maps_to_heatmaps(maps, image_size, normalize=True))[valid]
         scores.append(batch_scores)
         labels.append(host["labels"][valid])
+        if "difficult" in host:
+            difficult.append(host["difficult"][valid])
         if "boxes" in host:
             h, t = pointing_game(
                 heat,
@@ -85,6 +97,7 @@ def _scan_split(model, variables, source, config, mesh):
             hits += np.asarray(h)
             totals += np.asarray(t)
         if "mask" in host:
+            has_masks = True
             predicted = batch_scores > 0
             for threshold in THRESHOLDS:
                 pred = segmentation_from_heatmaps(
@@ -93,11 +106,14 @@ def _scan_split(model, variables, source, config, mesh):
                 confusions[threshold] += np.asarray(
                     confusion_matrix(pred, host["mask"][valid], num_classes=num_classes + 1)
                 )
-    return dict(
+    return dict(  # noqa: C408
         scores=np.concatenate(scores),
         labels=np.concatenate(labels),
+        # VOC: (image, class) pairs whose objects are all "difficult" are left out of the AP.
+        where=~np.concatenate(difficult) if difficult else None,
         hits=hits,
         totals=totals,
+        has_masks=has_masks,
         confusions=confusions,
     )
 
@@ -108,42 +124,44 @@ def evaluate_workdir(workdir, *, splits=("validation", "test"), num_overlays: in
     Returns the metrics per split; the background threshold of the masks is chosen on
     ``"validation"`` (never on test) and reused for the other splits.
     """
-    from wsl_jax.overlays import save_overlay  # noqa: PLC0415 — matplotlib only when needed.
+    from wsl_jax.overlays import save_overlay  # Imported here: matplotlib only when needed.
 
     workdir = Path(workdir).expanduser()
     config, model, variables = load_run(workdir)
     mesh = data_mesh()
-    data_dir = str(Path(config.data.dir).expanduser())
-    split_names = {"validation": config.data.val_split, "test": config.data.test_split}
+    sources = open_splits(config.data)
+    catalog_split = {"validation": "val", "test": "test", "train": "train"}
     results, threshold = {}, None
     for split in splits:
-        source = open_source(
-            config.data.name, split_names.get(split, split), data_dir, tuple(config.data.image_size)
+        if split not in catalog_split:
+            raise ValueError(f"splits must be among {sorted(catalog_split)}, got {split!r}")
+        scan = _scan_split(model, variables, sources[catalog_split[split]], config, mesh)
+        ap = np.asarray(
+            metrics.average_precision(scan["scores"], scan["labels"] > 0.5, where=scan["where"])
         )
-        scan = _scan_split(model, variables, source, config, mesh)
-        ap = np.asarray(metrics.average_precision(scan["scores"], scan["labels"] > 0.5))
         out = {"mAP": float(np.nanmean(ap)), "AP": ap.tolist(), "examples": len(scan["scores"])}
         if scan["totals"].sum():
             _, mean, overall = pointing_game_accuracy(scan["hits"], scan["totals"])
             out["pointing_game"] = {"mean_over_classes": float(mean), "overall": float(overall)}
-        if threshold is None:  # The first split (validation) chooses the background threshold.
-            by_t = {t: float(mean_iou(c)[1]) for t, c in scan["confusions"].items()}
-            threshold = max(by_t, key=by_t.get)
-        iou, miou = mean_iou(scan["confusions"][threshold])
-        out["segmentation"] = {
-            "mIoU": float(miou),
-            "IoU": np.asarray(iou).tolist(),
-            "background_threshold": float(threshold),
-        }
+        if scan["has_masks"]:
+            if threshold is None:  # The first split (validation) chooses the background threshold.
+                by_t = {t: float(mean_iou(c)[1]) for t, c in scan["confusions"].items()}
+                threshold = max(by_t, key=by_t.get)
+            iou, miou = mean_iou(scan["confusions"][threshold])
+            out["segmentation"] = {
+                "mIoU": float(miou),
+                "IoU": np.asarray(iou).tolist(),
+                "background_threshold": float(threshold),
+            }
         results[split] = out
 
     overlay_dir = workdir / "overlays"
     overlay_dir.mkdir(exist_ok=True)
-    source = open_source(
-        config.data.name, split_names["test"], data_dir, tuple(config.data.image_size)
-    )
     dataset = make_eval_dataset(
-        source, batch_size=config.eval.batch_size, image_size=tuple(config.data.image_size)
+        sources["test"],
+        batch_size=config.eval.batch_size,
+        image_size=tuple(config.data.image_size),
+        **pipeline_options(config.data),
     )
     host = next(iter(dataset))
     batch = make_global_batch({"image": host["image"]}, mesh)
@@ -151,12 +169,14 @@ def evaluate_workdir(workdir, *, splits=("validation", "test"), num_overlays: in
         batch["image"]
     )
     heat = np.asarray(class_maps_to_heatmaps(maps, tuple(config.data.image_size)))
-    masks = np.asarray(
-        segmentation_from_heatmaps(
-            heat, class_mask=np.asarray(scores) > 0, background_threshold=threshold
+    masks = None
+    if threshold is not None:
+        masks = np.asarray(
+            segmentation_from_heatmaps(
+                heat, class_mask=np.asarray(scores) > 0, background_threshold=threshold
+            )
         )
-    )
-    names = [str(c) for c in range(config.data.num_classes)]
+    names = list(config.data.get("class_names", None) or range(config.data.num_classes))
     for i in range(min(num_overlays, int(host["valid"].sum()))):
         image = host["image"][i]
         image = (image - image.min()) / max(float(image.max() - image.min()), 1e-6)
@@ -165,8 +185,8 @@ def evaluate_workdir(workdir, *, splits=("validation", "test"), num_overlays: in
             image,
             heat[i],
             host["labels"][i] > 0.5,
-            mask=masks[i],
-            class_names=names,
+            mask=None if masks is None else masks[i],
+            class_names=[str(name) for name in names],
         )
     (workdir / "eval.json").write_text(json.dumps(results, indent=2))
     return results

@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 
 from wsl_jax import metrics
 from wsl_jax.data import make_eval_dataset, make_global_batch, make_train_dataset
-from wsl_jax.data.catalog import open_splits
+from wsl_jax.data.catalog import open_splits, pipeline_options
 from wsl_jax.models import build_model
 from wsl_jax.train.metric_writers import MetricWriter
 from wsl_jax.train.objectives import make_objective
@@ -108,7 +108,7 @@ def evaluate_split(predict, params, batch_stats, source, config, mesh) -> dict:
         source,
         batch_size=config.eval.batch_size // jax.process_count(),
         image_size=tuple(config.data.image_size),
-        **_pipeline_options(config.data),
+        **pipeline_options(config.data),
     )
     for host_batch in dataset:
         fields = (*_BATCH_FIELDS, "difficult") if "difficult" in host_batch else _BATCH_FIELDS
@@ -134,14 +134,6 @@ def evaluate_split(predict, params, batch_stats, source, config, mesh) -> dict:
         )
     result["num_examples"] = len(scores)
     return result
-
-
-def _pipeline_options(data_config) -> dict:
-    """Input normalisation ``mean`` / ``std`` (ImageNet weights) and ``max_boxes`` when set."""
-    options = {k: tuple(data_config[k]) for k in ("mean", "std") if data_config.get(k) is not None}
-    if data_config.get("max_boxes") is not None:
-        options["max_boxes"] = int(data_config.max_boxes)
-    return options
 
 
 def _check_config(config, num_devices: int) -> None:
@@ -254,7 +246,7 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
             random_flip=config.data.random_flip,
             crop_padding=config.data.crop_padding,
             image_size=image_size,
-            **_pipeline_options(config.data),
+            **pipeline_options(config.data),
         )
     )
 
