@@ -20,11 +20,27 @@ the source has them ``mask`` (B, H, W) uint8, ``boxes`` (B, max_boxes, 4) float3
 
 Caveat: horizontal flips change what a digit looks like; pass ``random_flip=False`` for digit data.
 
-Example (not run)::
-
-    source = open_source("cluttered_digits/tiny", "train", data_dir)
-    it = iter(make_train_dataset(source, batch_size=8, seed=0, random_flip=False))
-    batch = make_global_batch(next(it), jax.make_mesh((8,), ("data",)))
+Example (build the ``tiny`` cluttered digits, place a batch on the mesh, resume the iterator):
+  >>> import tempfile
+  >>> from wsl_jax.data import open_source, prepare_dataset
+  >>> data_dir = tempfile.mkdtemp()
+  >>> _ = prepare_dataset("cluttered_digits/tiny", data_dir)
+  Downloading and preparing dataset ...
+  Dataset cluttered_digits downloaded and prepared to ...
+  >>> source = open_source("cluttered_digits/tiny", "train", data_dir, image_size=(32, 32))
+  >>> it = iter(make_train_dataset(source, batch_size=8, seed=0, random_flip=False))
+  >>> host = next(it)
+  >>> host["boxes"].shape, host["box_mask"].shape
+  ((8, 4, 4), (8, 4))
+  >>> mesh = jax.make_mesh((jax.device_count(),), ("data",))
+  >>> batch = make_global_batch({k: host[k] for k in ("image", "labels", "valid")}, mesh)
+  >>> batch["image"].shape, batch["image"].sharding.spec == P("data")
+  ((8, 32, 32, 1), True)
+  >>> state = it.get_state()
+  >>> expected = next(it)["index"]
+  >>> it.set_state(state)
+  >>> bool((next(it)["index"] == expected).all())
+  True
 """
 from __future__ import annotations
 

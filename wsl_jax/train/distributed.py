@@ -49,7 +49,17 @@ ENV_VARS = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
 
 @dataclasses.dataclass(frozen=True)
 class DistributedSettings:
-    """What ``jax.distributed.initialize`` gets; ``None`` leaves it to cluster auto-detection."""
+    """What ``jax.distributed.initialize`` gets; ``None`` leaves it to cluster auto-detection.
+
+    Made by :func:`resolve_settings` from flags or the ``JAX_*`` environment variables.
+
+    Example:
+      >>> DistributedSettings()  # Nothing set: JAX's cluster auto-detection decides.
+      DistributedSettings(coordinator_address=None, num_processes=None, process_id=None)
+      >>> resolve_settings(env={"JAX_COORDINATOR_ADDRESS": "10.0.0.1:1234",
+      ...                       "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "0"})
+      DistributedSettings(coordinator_address='10.0.0.1:1234', num_processes=2, process_id=0)
+    """
 
     coordinator_address: str | None = None
     num_processes: int | None = None
@@ -188,6 +198,21 @@ def initialize(
 
     Must run before anything touches a JAX device. Unset values come from the ``JAX_*``
     environment variables, then from JAX's cluster auto-detection (TPU pods, SLURM, Open MPI).
+    Already initialised: returns at once. Bad settings are refused before anything starts.
+
+    Example (one process per host, e.g. process 1 of 2; not run here)::
+
+        initialize("10.0.0.1:1234", num_processes=2, process_id=1)  # -> (1, 2)
+
+    Bad settings:
+      >>> initialize("10.0.0.1:1234", num_processes=2, process_id=2, env={})
+      Traceback (most recent call last):
+      ...
+      ValueError: process_id must be in [0, num_processes=2), got 2
+      >>> initialize(env={"JAX_NUM_PROCESSES": "two"})
+      Traceback (most recent call last):
+      ...
+      ValueError: environment variable JAX_NUM_PROCESSES must be an integer, got 'two'
     """
     if timeout_s <= 0:
         raise ValueError(f"timeout_s must be > 0, got {timeout_s}")

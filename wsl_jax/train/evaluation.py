@@ -10,6 +10,16 @@
   (score > 0), background where the best normalised heat map is below a threshold chosen on the
   validation split; on data sets with masks;
 * PNG overlays (image, heat map per present class, predicted mask) of the first test images.
+
+From the command line: ``python evaluate.py --workdir /tmp/wsl_digits`` after ``train.py`` (see the
+README).
+
+Example (a directory that holds no run is refused):
+  >>> import tempfile
+  >>> evaluate_workdir(tempfile.mkdtemp())
+  Traceback (most recent call last):
+  ...
+  FileNotFoundError: .../config.json not found: is ... a training workdir?
 """
 
 from __future__ import annotations
@@ -39,7 +49,32 @@ THRESHOLDS = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2))
 
 
 def load_run(workdir):
-    """The config, model and selected variables of a finished (or interrupted) run in ``workdir``."""
+    """The config, model and selected variables of a finished (or interrupted) run in ``workdir``.
+
+    The run's ``config.json`` and its validation-selected variables in ``best/`` (an orbax
+    checkpoint) are what is read.
+
+    Example (a workdir made by hand, with zero variables of the digits recipe's model):
+      >>> import pathlib, tempfile
+      >>> import jax.numpy as jnp
+      >>> from configs import digits_weldon
+      >>> from wsl_jax.train.loop import build_from_config
+      >>> workdir, config = pathlib.Path(tempfile.mkdtemp()), digits_weldon.get_config()
+      >>> _ = (workdir / "config.json").write_text(config.to_json())
+      >>> load_run(workdir)
+      Traceback (most recent call last):
+      ...
+      FileNotFoundError: .../best not found: the run has not evaluated on validation yet.
+      >>> model, _ = build_from_config(config)
+      >>> shapes = jax.eval_shape(
+      ...     lambda key: model.init(key, jnp.zeros((1, 64, 64, 1)), train=False), jax.random.key(0))
+      >>> with ocp.StandardCheckpointer() as checkpointer:
+      ...     checkpointer.save((workdir / "best").absolute(),
+      ...                       jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes))
+      >>> config, model, variables = load_run(workdir)
+      >>> config.model.backbone, sorted(variables)
+      ('small_cnn', ['batch_stats', 'params'])
+    """
     from wsl_jax.train.loop import build_from_config  # Imported here: avoids an import cycle.
 
     workdir = Path(workdir).expanduser()
@@ -123,6 +158,22 @@ def evaluate_workdir(workdir, *, splits=("validation", "test"), num_overlays: in
 
     Returns the metrics per split; the background threshold of the masks is chosen on
     ``"validation"`` (never on test) and reused for the other splits.
+
+    Example (not run here: it scores every example of both splits; a run of
+    ``configs/digits_weldon.py``)::
+
+        results = evaluate_workdir("/tmp/wsl_digits")
+        results["test"]["mAP"], results["test"]["pointing_game"], results["test"]["segmentation"]
+
+    A workdir whose run has not evaluated on validation yet is refused:
+      >>> import pathlib, tempfile
+      >>> from configs import digits_weldon
+      >>> workdir = pathlib.Path(tempfile.mkdtemp())
+      >>> _ = (workdir / "config.json").write_text(digits_weldon.get_config().to_json())
+      >>> evaluate_workdir(workdir)
+      Traceback (most recent call last):
+      ...
+      FileNotFoundError: .../best not found: the run has not evaluated on validation yet.
     """
     from wsl_jax.overlays import save_overlay  # Imported here: matplotlib only when needed.
 

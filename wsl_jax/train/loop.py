@@ -11,6 +11,17 @@ depend on the process count), evaluation gathers the scores of all processes, or
 process (the data iterator's state is one file per process), only process 0 writes the metrics,
 ``config.json``, ``best.json`` and ``summary.json``, and resuming with another process count is
 refused.
+
+A run: ``python train.py --config configs/digits_weldon.py --workdir /tmp/wsl_digits`` (see the
+README); the functions below are its pieces.
+
+Example (a global batch of 32 on the ``"data"`` mesh: each of the 8 devices holds 4 rows):
+  >>> mesh = data_mesh()
+  >>> host_batch = {"image": np.zeros((32, 64, 64, 1), np.float32),
+  ...               "labels": np.zeros((32, 10), np.float32), "valid": np.ones(32, bool)}
+  >>> batch = make_global_batch(host_batch, mesh)
+  >>> batch["image"].shape, batch["image"].sharding.shard_shape(batch["image"].shape)
+  ((32, 64, 64, 1), (4, 64, 64, 1))
 """
 
 from __future__ import annotations
@@ -48,7 +59,23 @@ _BATCH_FIELDS = ("image", "labels", "valid")
 
 
 def build_from_config(config):
-    """The model and the optimizer described by ``config``."""
+    """The model and the optimizer described by ``config``.
+
+    Example (the digits recipe, ``configs/digits_weldon.py``; its shapes, without computing):
+      >>> import jax.numpy as jnp
+      >>> from configs import digits_weldon
+      >>> config = digits_weldon.get_config()
+      >>> model, tx = build_from_config(config)
+      >>> variables = jax.eval_shape(
+      ...     lambda key: model.init(key, jnp.zeros((1, 64, 64, 1)), train=False), jax.random.key(0))
+      >>> jax.eval_shape(model.apply, variables, jnp.zeros((2, 64, 64, 1))).shape
+      (2, 10)
+      >>> config.optimizer.name = "rmsprop"
+      >>> build_from_config(config)
+      Traceback (most recent call last):
+      ...
+      ValueError: unknown optimizer.name 'rmsprop'; use 'sgd' or 'adam'.
+    """
     m = config.model
     model = build_model(
         m.backbone,
@@ -64,7 +91,30 @@ def build_from_config(config):
 
 
 def make_train_step(model, tx, objective, mesh):
-    """The jitted data-parallel step; the state's buffers are donated."""
+    """The jitted data-parallel step; the state's buffers are donated.
+
+    ``train_step(state, batch) -> (state, {"loss", "grad_norm"})``; ``batch`` holds global arrays
+    (``image``, ``labels``, ``valid``) sharded on ``"data"``.
+
+    Example (one step of a tiny model on a zeros batch; zero weights, so the scores are 0 and the
+    loss is log 2; :func:`~wsl_jax.train.state.create_train_state` makes a random initial state):
+      >>> import jax.numpy as jnp
+      >>> from wsl_jax.train.objectives import make_objective
+      >>> mesh = data_mesh()
+      >>> model, tx = build_model("small_cnn", 10, widths=(8,)), optax.sgd(0.1)
+      >>> shapes = jax.eval_shape(
+      ...     lambda key: model.init(key, jnp.zeros((1, 16, 16, 1)), train=False), jax.random.key(0))
+      >>> v = jax.tree.map(lambda s: jnp.zeros(s.shape, s.dtype), shapes)
+      >>> state = TrainState(jnp.zeros((), jnp.int32), v["params"], v["batch_stats"],
+      ...                    tx.init(v["params"]))
+      >>> batch = make_global_batch({"image": np.zeros((8, 16, 16, 1), np.float32),
+      ...                            "labels": np.zeros((8, 10), np.float32),
+      ...                            "valid": np.ones(8, bool)}, mesh)
+      >>> train_step = make_train_step(model, tx, make_objective("multilabel_soft_margin"), mesh)
+      >>> state, step_metrics = train_step(state, batch)
+      >>> int(state.step), float(step_metrics["loss"])
+      (1, 0.693...)
+    """
 
     # Pinning the outputs to the (replicated) input sharding keeps the step from recompiling.
     replicated = NamedSharding(mesh, P())
@@ -94,6 +144,18 @@ def make_train_step(model, tx, objective, mesh):
 
 
 def make_predict(model):
+    """The jitted inference function ``predict(params, batch_stats, images) -> scores (B, C)``.
+
+    Example (zero weights stand in for trained ones):
+      >>> model = build_model("small_cnn", 10, widths=(8,))
+      >>> images = np.zeros((2, 16, 16, 1), np.float32)
+      >>> shapes = jax.eval_shape(lambda key: model.init(key, images, train=False), jax.random.key(0))
+      >>> variables = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+      >>> predict = make_predict(model)
+      >>> predict(variables["params"], variables["batch_stats"], images).shape
+      (2, 10)
+    """
+
     @jax.jit
     def predict(params, batch_stats, images):
         return model.apply({"params": params, "batch_stats": batch_stats}, images, train=False)
@@ -102,7 +164,26 @@ def make_predict(model):
 
 
 def evaluate_split(predict, params, batch_stats, source, config, mesh) -> dict:
-    """Scores every example of ``source`` exactly once; mAP (non-interpolated) and per-class AP."""
+    """Scores every example of ``source`` exactly once; mAP (non-interpolated) and per-class AP.
+
+    On single-label data (one class per example) also ``top1`` and ``mean_class_accuracy``. Reads
+    ``config.eval.batch_size`` (global, a multiple of the device count) and ``config.data``.
+
+    Example (10 single-label examples, in two padded batches of 8; zero weights):
+      >>> import ml_collections
+      >>> config = ml_collections.ConfigDict(
+      ...     {"eval": {"batch_size": 8}, "data": {"image_size": (16, 16)}})
+      >>> source = [{"image": np.full((16, 16, 1), 25 * i, np.uint8),
+      ...            "labels": np.eye(10, dtype=np.float32)[i]} for i in range(10)]
+      >>> model = build_model("small_cnn", 10, widths=(8,))
+      >>> shapes = jax.eval_shape(
+      ...     lambda key: model.init(key, np.zeros((1, 16, 16, 1)), train=False), jax.random.key(0))
+      >>> variables = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes)
+      >>> result = evaluate_split(make_predict(model), variables["params"],
+      ...                         variables["batch_stats"], source, config, data_mesh())
+      >>> sorted(result), result["num_examples"], len(result["AP"])
+      (['AP', 'mAP', 'mean_class_accuracy', 'num_examples', 'top1'], 10, 10)
+    """
     scores, labels, difficult = [], [], []
     dataset = make_eval_dataset(  # This process's contiguous shard of the examples.
         source,
@@ -221,6 +302,27 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
     With ``stop_after``, stops once that many steps are done, with a checkpoint there, and returns
     ``{"stopped_at": step, "steps": train.steps}``; calling it again continues (e.g. to fit a run
     into the time slots of a cluster).
+
+    A whole run takes minutes: ``python train.py --config configs/digits_weldon.py --workdir
+    /tmp/wsl_digits``. Bad configs, and a workdir holding a run of another config, are refused:
+      >>> import tempfile
+      >>> from configs import digits_weldon
+      >>> config, workdir = digits_weldon.get_config(), tempfile.mkdtemp()
+      >>> config.train.steps = 0
+      >>> train_and_evaluate(config, workdir)
+      Traceback (most recent call last):
+      ...
+      ValueError: train.steps must be >= 1, got 0.
+      >>> config.train.steps, config.data.name = 10, "no_such_set"
+      >>> train_and_evaluate(config, workdir)
+      Traceback (most recent call last):
+      ...
+      ValueError: config data.name='no_such_set' is not a known data set; known: ...
+      >>> config.train.steps = 20
+      >>> train_and_evaluate(config, workdir)
+      Traceback (most recent call last):
+      ...
+      ValueError: workdir ... holds a run of a different config (.../config.json); use a new --workdir or the same config to resume.
     """
     workdir = Path(workdir).expanduser()
     workdir.mkdir(parents=True, exist_ok=True)

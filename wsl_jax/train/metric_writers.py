@@ -149,6 +149,21 @@ def read_events(path) -> list[dict]:
     """Reads an event file back: one ``{"step", "wall_time", "values"}`` dict per record.
 
     Checks both CRCs of every record (``ValueError`` on a corrupt file). See :class:`EventFileWriter`.
+
+    Example (the first record is the file-version header; a damaged byte is caught):
+      >>> import tempfile
+      >>> writer = EventFileWriter(tempfile.mkdtemp())
+      >>> writer.scalars(5, {"loss": 0.25})
+      >>> writer.close()
+      >>> [(e["step"], e["values"]) for e in read_events(writer.path)]
+      [(0, {}), (5, {'loss': 0.25})]
+      >>> data = bytearray(writer.path.read_bytes())
+      >>> data[-5] ^= 1
+      >>> _ = writer.path.write_bytes(bytes(data))
+      >>> read_events(writer.path)
+      Traceback (most recent call last):
+      ...
+      ValueError: corrupt record at byte ... of ...
     """
     data, events, offset = Path(path).read_bytes(), [], 0
     while offset < len(data):
@@ -214,8 +229,19 @@ def _parse_event(message: bytes) -> dict:
 class MetricWriter:
     """``metrics.jsonl`` plus TensorBoard scalars in ``workdir/tensorboard``; process 0 only.
 
-    Numbers (Python or NumPy scalars) go to both; other values (strings, lists) to the JSON lines
-    only. See the module docstring for an example.
+    Numbers (Python or NumPy scalars, 0-d arrays) go to both; other values (strings, lists) to the
+    JSON lines only. See also the module docstring.
+
+    Example (``tensorboard=False``: the JSON lines only):
+      >>> import pathlib, tempfile
+      >>> import numpy as np
+      >>> workdir = pathlib.Path(tempfile.mkdtemp())
+      >>> with MetricWriter(workdir, tensorboard=False) as writer:
+      ...     writer.write(1, loss=np.float32(0.5), AP=[0.25, 0.75])
+      >>> print((workdir / "metrics.jsonl").read_text().strip())
+      {"step": 1, "loss": 0.5, "AP": [0.25, 0.75]}
+      >>> sorted(p.name for p in workdir.iterdir())
+      ['metrics.jsonl']
     """
 
     def __init__(self, workdir, *, tensorboard: bool = True):

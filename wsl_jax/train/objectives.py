@@ -1,8 +1,25 @@
-"""Training objectives chosen by name in a config: ``(scores (B, C), labels (B, C), valid (B,)) → scalar``."""
+"""Training objectives chosen by name in a config: ``(scores (B, C), labels (B, C), valid (B,)) → scalar``.
+
+Example (every objective prefers scores that rank each example's classes right; invalid rows,
+the padding of the last evaluation batch, do not count):
+  >>> import jax.numpy as jnp
+  >>> labels, valid = jnp.eye(2), jnp.array([True, True])
+  >>> right = jnp.array([[3.0, -3.0], [-3.0, 3.0]])
+  >>> all(make_objective(name)(right, labels, valid) < make_objective(name)(-right, labels, valid)
+  ...     for name in OBJECTIVES)
+  True
+  >>> hinge = make_objective("multilabel_hinge")
+  >>> float(hinge(-right, labels, valid)), float(hinge(-right, labels, jnp.array([True, False])))
+  (4.0, 4.0)
+  >>> make_objective("l2")
+  Traceback (most recent call last):
+  ...
+  ValueError: unknown objective 'l2'; valid names: multilabel_soft_margin, multilabel_hinge, ap_ranking, softmax_cross_entropy, multiclass_hinge.
+"""
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp

@@ -1,5 +1,17 @@
-"""Optimizers from a config: SGD with momentum or Adam, weight decay, cosine or step schedule,
-and a learning-rate multiplier for the backbone (the official recipe uses 0.1)."""
+"""Optimizers from a config: SGD with momentum or Adam, weight decay, a cosine (with warm-up) or
+constant schedule, and a learning-rate multiplier for the backbone (the official recipe uses 0.1).
+
+Example (plain SGD: the backbone moves ``backbone_lr_multiplier`` times less than the head):
+  >>> import jax.numpy as jnp, ml_collections
+  >>> config = ml_collections.ConfigDict(dict(name="sgd", learning_rate=0.1, momentum=0.0,
+  ...     backbone_lr_multiplier=0.1, schedule="constant"))
+  >>> tx = make_optimizer(config, total_steps=10)
+  >>> params = {"backbone": jnp.ones(1), "head": jnp.ones(1)}
+  >>> grads = {"backbone": jnp.ones(1), "head": jnp.ones(1)}
+  >>> updates, _ = tx.update(grads, tx.init(params), params)
+  >>> {name: round(float(u[0]), 4) for name, u in updates.items()}
+  {'backbone': -0.01, 'head': -0.1}
+"""
 
 from __future__ import annotations
 
@@ -8,13 +20,13 @@ from flax import traverse_util
 
 
 def _schedule(config, total_steps: int):
-    lr = config.learning_rate
-    if config.get("schedule", "cosine") == "constant":
+    lr, schedule = config.learning_rate, config.get("schedule", "cosine")
+    if schedule == "constant":
         return optax.constant_schedule(lr)
-    if config.schedule == "cosine":
+    if schedule == "cosine":
         warmup = min(config.get("warmup_steps", 0), max(total_steps - 1, 0))
         return optax.warmup_cosine_decay_schedule(0.0, lr, max(warmup, 1), max(total_steps, 2))
-    raise ValueError(f"unknown optimizer.schedule {config.schedule!r}; use 'cosine' or 'constant'.")
+    raise ValueError(f"unknown optimizer.schedule {schedule!r}; use 'cosine' or 'constant'.")
 
 
 def make_optimizer(config, total_steps: int) -> optax.GradientTransformation:

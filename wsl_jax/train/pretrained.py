@@ -36,7 +36,23 @@ def load_pretrained_backbone(state: TrainState, tx, path) -> TrainState:
 
     The new arrays take the shardings of the ones they replace. Raises ``FileNotFoundError`` for a
     missing file and ``ValueError`` (from the converter) listing missing, unexpected and misshapen
-    keys.
+    keys, or naming an unsupported file type.
+
+    Example (``config.model.pretrained="resnet101.pth"`` with a ``resnet101`` backbone loads the
+    torchvision weights; a file of another type is refused):
+      >>> import pathlib, tempfile, optax
+      >>> from wsl_jax.models import build_model
+      >>> from wsl_jax.train.state import create_train_state, data_mesh
+      >>> model = build_model("small_cnn", 10, widths=(8,))
+      >>> state = jax.eval_shape(  # The state's shapes suffice to show the checks.
+      ...     lambda key: create_train_state(model, optax.sgd(0.1), (1, 16, 16, 1), key, data_mesh()),
+      ...     jax.random.key(0))
+      >>> path = pathlib.Path(tempfile.mkdtemp()) / "weights.h5"
+      >>> _ = path.write_bytes(b"")
+      >>> load_pretrained_backbone(state, optax.sgd(0.1), path)
+      Traceback (most recent call last):
+      ...
+      ValueError: unsupported checkpoint file '...weights.h5': expected a suffix among ...
     """
     path = Path(path).expanduser()
     if not path.is_file():

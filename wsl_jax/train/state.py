@@ -1,4 +1,15 @@
-"""Train state: parameters, batch-norm statistics, optimizer state and step, created sharded."""
+"""Train state: parameters, batch-norm statistics, optimizer state and step, created sharded.
+
+Example (the structure of a small model's state with Adam; shapes only, nothing computed):
+  >>> import optax
+  >>> from wsl_jax.models import build_model
+  >>> model = build_model("small_cnn", 10, widths=(8,))
+  >>> state = jax.eval_shape(
+  ...     lambda key: create_train_state(model, optax.adam(1e-3), (1, 16, 16, 1), key, data_mesh()),
+  ...     jax.random.key(0))
+  >>> state.step.shape, sorted(state.params), type(state.opt_state[0]).__name__
+  ((), ['backbone', 'head'], 'ScaleByAdamState')
+"""
 
 from __future__ import annotations
 
@@ -8,7 +19,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 import optax
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 
 def data_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
@@ -34,7 +46,15 @@ def data_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
 
 @flax.struct.dataclass
 class TrainState:
-    """Everything a training step updates (a pytree; checkpointed whole)."""
+    """Everything a training step updates (a pytree; checkpointed whole).
+
+    Example (usually made by :func:`create_train_state`; ``replace`` returns an updated copy):
+      >>> import jax.numpy as jnp
+      >>> state = TrainState(step=jnp.zeros((), jnp.int32), params={"w": jnp.ones(3)},
+      ...                    batch_stats={}, opt_state=())
+      >>> int(state.replace(step=state.step + 1).step), len(jax.tree.leaves(state))
+      (1, 2)
+    """
 
     step: jax.Array
     params: Any
