@@ -126,6 +126,8 @@ def test_mit67_recipe_trains_on_an_image_folder_and_reports_accuracy(tmp_path):
     summary = loop.train_and_evaluate(config, tmp_path / "run")
     assert summary["test_examples"] == 3
     assert 0.0 <= summary["test_top1"] <= 1.0 and 0.0 <= summary["test_mean_class_accuracy"] <= 1.0
+    evaluated = evaluation.evaluate_workdir(tmp_path / "run", num_overlays=1)
+    assert evaluated["test"]["top1"] == pytest.approx(summary["test_top1"])
 
 
 def test_mit67_names_a_missing_split_folder(tmp_path):

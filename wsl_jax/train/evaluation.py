@@ -89,6 +89,31 @@ def load_run(workdir):
     return config, model, variables
 
 
+def classification_metrics(scores, labels, *, where=None) -> dict:
+    """Per-class AP and mAP; on single-label data also top-1 and per-class mean accuracy.
+
+    ``labels`` is the ``(N, C)`` multi-hot truth; ``where`` (``(N, C)`` bool) leaves pairs out of the
+    AP (VOC's difficult objects). Single-label means every row has exactly one positive (MIT67, …).
+
+    >>> import numpy as np
+    >>> scores = np.array([[2.0, 0.1], [0.3, 1.0], [0.9, 0.2]])
+    >>> labels = np.array([[1, 0], [0, 1], [0, 1]], bool)
+    >>> out = classification_metrics(scores, labels)
+    >>> out["AP"], out["top1"], out["mean_class_accuracy"]
+    ([1.0, 1.0], 0.66..., 0.75)
+    """
+    labels = np.asarray(labels, bool)
+    ap = np.asarray(metrics.average_precision(scores, labels, where=where))
+    result = {"mAP": float(np.nanmean(ap)), "AP": [float(a) for a in ap]}
+    if np.all(labels.sum(axis=1) == 1):
+        classes = labels.argmax(axis=1)
+        result["top1"] = float(metrics.top1_accuracy(scores, classes))
+        result["mean_class_accuracy"] = float(
+            metrics.per_class_mean_accuracy(scores, classes, num_classes=labels.shape[1])
+        )
+    return result
+
+
 def _scan_split(model, variables, source, config, mesh):
     """Scores, pointing-game counts and confusion matrices of one split, every example once."""
 
@@ -187,10 +212,8 @@ def evaluate_workdir(workdir, *, splits=("validation", "test"), num_overlays: in
         if split not in catalog_split:
             raise ValueError(f"splits must be among {sorted(catalog_split)}, got {split!r}")
         scan = _scan_split(model, variables, sources[catalog_split[split]], config, mesh)
-        ap = np.asarray(
-            metrics.average_precision(scan["scores"], scan["labels"] > 0.5, where=scan["where"])
-        )
-        out = {"mAP": float(np.nanmean(ap)), "AP": ap.tolist(), "examples": len(scan["scores"])}
+        out = classification_metrics(scan["scores"], scan["labels"] > 0.5, where=scan["where"])
+        out["examples"] = len(scan["scores"])
         if scan["totals"].sum():
             _, mean, overall = pointing_game_accuracy(scan["hits"], scan["totals"])
             out["pointing_game"] = {"mean_over_classes": float(mean), "overall": float(overall)}

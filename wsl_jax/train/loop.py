@@ -43,10 +43,10 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
-from wsl_jax import metrics
 from wsl_jax.data import make_eval_dataset, make_global_batch, make_train_dataset
 from wsl_jax.data.catalog import open_splits, pipeline_options
 from wsl_jax.models import build_model
+from wsl_jax.train.evaluation import classification_metrics
 from wsl_jax.train.metric_writers import MetricWriter
 from wsl_jax.train.objectives import make_objective
 from wsl_jax.train.optim import make_optimizer
@@ -205,16 +205,7 @@ def evaluate_split(predict, params, batch_stats, source, config, mesh) -> dict:
     scores, labels = np.concatenate(scores), np.concatenate(labels) > 0.5
     # VOC: an (image, class) pair whose objects are all "difficult" is left out of that class's AP.
     where = ~np.concatenate(difficult) if difficult else None
-    ap = np.asarray(metrics.average_precision(scores, labels, where=where))
-    result = {"mAP": float(np.nanmean(ap)), "AP": [float(a) for a in ap]}
-    if np.all(labels.sum(axis=1) == 1):  # Single-label data (MIT67, …): accuracies too.
-        classes = labels.argmax(axis=1)
-        result["top1"] = float(metrics.top1_accuracy(scores, classes))
-        result["mean_class_accuracy"] = float(
-            metrics.per_class_mean_accuracy(scores, classes, num_classes=labels.shape[1])
-        )
-    result["num_examples"] = len(scores)
-    return result
+    return {**classification_metrics(scores, labels, where=where), "num_examples": len(scores)}
 
 
 def _check_config(config, num_devices: int) -> None:
