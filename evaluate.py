@@ -2,25 +2,38 @@
 
     python evaluate.py --workdir /tmp/wsl_digits
 
-Prints and writes ``eval.json`` (mAP, pointing game, segmentation mIoU per split) and PNG overlays
-in ``workdir/overlays``.
+For a weakly supervised run, prints and writes ``eval.json`` (mAP, pointing game, segmentation
+mIoU per split) and PNG overlays in ``workdir/overlays``. For a zero-shot run (``task == "zsl"``
+in its ``config.json``), prints and writes ``zsl_eval.json``: ZSL accuracy on the unseen classes,
+GZSL u/s/H (calibration chosen on validation) and per-class accuracies.
 """
 
 import json
+from pathlib import Path
 
 from absl import app, flags, logging
-
-from wsl_jax.train.evaluation import evaluate_workdir
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by train.py.")
 _OVERLAYS = flags.DEFINE_integer("overlays", 6, "Number of test images to draw.")
 flags.mark_flags_as_required(["workdir"])
 
 
+def _is_zsl(workdir) -> bool:
+    config_file = Path(workdir).expanduser() / "config.json"
+    return config_file.is_file() and json.loads(config_file.read_text()).get("task") == "zsl"
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
+    if _is_zsl(_WORKDIR.value):
+        from wsl_jax.zsl.training import evaluate_zsl_workdir
+
+        print(json.dumps(evaluate_zsl_workdir(_WORKDIR.value), indent=2))
+        return
+    from wsl_jax.train.evaluation import evaluate_workdir
+
     results = evaluate_workdir(_WORKDIR.value, num_overlays=_OVERLAYS.value)
     for split, r in results.items():
         line = {k: v for k, v in r.items() if k not in ("AP",)}

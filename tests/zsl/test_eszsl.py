@@ -1,4 +1,5 @@
 """wsl_jax.zsl.eszsl: closed form against NumPy, and zero-shot recovery on linear data."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -32,8 +33,14 @@ def test_recovers_unseen_classes(coding, nonneg):
     # zero-mean case is checked with {0, 1} targets only.
     att, x_tr, y_tr, x_te, y_te = _linear_problem(nonneg=nonneg)
     check_splits(SEEN, UNSEEN, train_labels=y_tr)
-    v = eszsl_fit(jnp.asarray(x_tr), jnp.asarray(y_tr), jnp.asarray(att[SEEN]), gamma=0.1,
-                  lam=0.1, coding=coding)
+    v = eszsl_fit(
+        jnp.asarray(x_tr),
+        jnp.asarray(y_tr),
+        jnp.asarray(att[SEEN]),
+        gamma=0.1,
+        lam=0.1,
+        coding=coding,
+    )
     scores = eszsl_scores(v, jnp.asarray(x_te), jnp.asarray(att))
     assert float(zsl_accuracy(scores, jnp.asarray(y_te), classes=UNSEEN)) > 0.9
 
@@ -47,26 +54,49 @@ def test_matches_numpy_closed_form(coding):
     Y = np.eye(len(SEEN))[y_tr]
     if coding == "pm1":
         Y = 2 * Y - 1
-    want = (np.linalg.inv(X @ X.T + gamma * np.eye(D_FEAT)) @ X @ Y @ S.T
-            @ np.linalg.inv(S @ S.T + lam * np.eye(A_DIM)))
+    want = (
+        np.linalg.inv(X @ X.T + gamma * np.eye(D_FEAT))
+        @ X
+        @ Y
+        @ S.T
+        @ np.linalg.inv(S @ S.T + lam * np.eye(A_DIM))
+    )
     with jax.enable_x64(True):
-        got = eszsl_fit(jnp.asarray(x_tr), jnp.asarray(y_tr), jnp.asarray(att[SEEN]),
-                        gamma=gamma, lam=lam, coding=coding)
+        got = eszsl_fit(
+            jnp.asarray(x_tr),
+            jnp.asarray(y_tr),
+            jnp.asarray(att[SEEN]),
+            gamma=gamma,
+            lam=lam,
+            coding=coding,
+        )
         assert got.dtype == jnp.float64
         np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-10)
         # An explicit Y matrix gives the same V.
-        np.testing.assert_allclose(eszsl_fit(jnp.asarray(x_tr), jnp.asarray(Y),
-                                             jnp.asarray(att[SEEN]), gamma=gamma, lam=lam),
-                                   got, rtol=1e-8, atol=1e-10)
-    got32 = eszsl_fit(jnp.asarray(x_tr, jnp.float32), jnp.asarray(y_tr),
-                      jnp.asarray(att[SEEN], jnp.float32), gamma=gamma, lam=lam, coding=coding)
+        np.testing.assert_allclose(
+            eszsl_fit(
+                jnp.asarray(x_tr), jnp.asarray(Y), jnp.asarray(att[SEEN]), gamma=gamma, lam=lam
+            ),
+            got,
+            rtol=1e-8,
+            atol=1e-10,
+        )
+    got32 = eszsl_fit(
+        jnp.asarray(x_tr, jnp.float32),
+        jnp.asarray(y_tr),
+        jnp.asarray(att[SEEN], jnp.float32),
+        gamma=gamma,
+        lam=lam,
+        coding=coding,
+    )
     assert got32.dtype == jnp.float32  # ill-conditioned XXᵀ here: float32 is only ~1e-2 close
     np.testing.assert_allclose(got32, want, rtol=0, atol=1e-2 * np.abs(want).max())
 
 
 def test_label_matrix_codings():
-    np.testing.assert_array_equal(label_matrix(jnp.array([2, 0]), 3, coding="01"),
-                                  [[0, 0, 1], [1, 0, 0]])
+    np.testing.assert_array_equal(
+        label_matrix(jnp.array([2, 0]), 3, coding="01"), [[0, 0, 1], [1, 0, 0]]
+    )
     np.testing.assert_array_equal(label_matrix(jnp.array([2, 0]), 3), [[-1, -1, 1], [1, -1, -1]])
 
 

@@ -1,4 +1,5 @@
 """wsl_jax.zsl.mining: each scheme's defining property, jit, sharding and errors."""
+
 import functools
 
 import jax
@@ -43,8 +44,10 @@ OPTIONS = {
     "uncertain": {"bias": 2.0},
     "correlated": {"temperature": 0.5},  # attributes added below
     "bootstrap": {"hard_fraction": 0.5},
-    "mixture": {"fractions": {"hard": 0.34, "correlated": 0.33, "uniform": 0.33},
-                "temperature": 0.5},
+    "mixture": {
+        "fractions": {"hard": 0.34, "correlated": 0.33, "uniform": 0.33},
+        "temperature": 0.5,
+    },
 }
 RANDOM = ("uniform", "semi_hard", "correlated", "bootstrap", "mixture")
 
@@ -68,8 +71,17 @@ def test_all_schemes_covered():
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_never_positive_distinct_and_seen(scheme):
     dist, labels, att = _data()
-    neg = np.asarray(mine_negatives(scheme, dist, labels, n_neg=N_NEG, key=jax.random.key(1),
-                                   seen_mask=SEEN, **_options(scheme, att)))
+    neg = np.asarray(
+        mine_negatives(
+            scheme,
+            dist,
+            labels,
+            n_neg=N_NEG,
+            key=jax.random.key(1),
+            seen_mask=SEEN,
+            **_options(scheme, att),
+        )
+    )
     assert neg.shape == (B, N_NEG) and neg.dtype == np.int32
     assert np.all(np.take_along_axis(_valid(labels), neg, axis=1))  # seen and != label
     assert all(len(set(row)) == N_NEG for row in neg.tolist())
@@ -78,8 +90,9 @@ def test_never_positive_distinct_and_seen(scheme):
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_reproducible_from_key(scheme):
     dist, labels, att = _data()
-    mine = functools.partial(mine_negatives, scheme, dist, labels, n_neg=N_NEG, seen_mask=SEEN,
-                             **_options(scheme, att))
+    mine = functools.partial(
+        mine_negatives, scheme, dist, labels, n_neg=N_NEG, seen_mask=SEEN, **_options(scheme, att)
+    )
     np.testing.assert_array_equal(mine(key=jax.random.key(3)), mine(key=jax.random.key(3)))
     if scheme in RANDOM:
         assert not np.array_equal(mine(key=jax.random.key(3)), mine(key=jax.random.key(4)))
@@ -104,9 +117,17 @@ def test_uncertain_picks_scores_closest_to_zero():
 def test_semi_hard_within_band_then_fallback(fallback):
     dist, labels, _ = _data(3)
     margin = 1.5
-    neg = np.asarray(semi_hard_negatives(dist, labels, n_neg=N_NEG, margin=margin,
-                                         key=jax.random.key(0), seen_mask=SEEN,
-                                         fallback=fallback))
+    neg = np.asarray(
+        semi_hard_negatives(
+            dist,
+            labels,
+            n_neg=N_NEG,
+            margin=margin,
+            key=jax.random.key(0),
+            seen_mask=SEEN,
+            fallback=fallback,
+        )
+    )
     d = np.asarray(dist)
     d_pos = d[np.arange(B), np.asarray(labels)][:, None]
     valid = _valid(labels)
@@ -120,7 +141,7 @@ def test_semi_hard_within_band_then_fallback(fallback):
         assert not band[i, rest].any() and valid[i, rest].all()
         if fallback == "hard" and rest.size:
             others = np.where(valid[i] & ~band[i], d[i], np.inf)
-            np.testing.assert_array_equal(rest, np.argsort(others, kind="stable")[:rest.size])
+            np.testing.assert_array_equal(rest, np.argsort(others, kind="stable")[: rest.size])
 
 
 def test_semi_hard_samples_uniformly_within_band():
@@ -137,8 +158,15 @@ def test_correlated_follows_softmax_of_similarity():
     _, _, att = _data()
     n, temperature = 20000, 0.5
     labels = jnp.full((n,), 2, jnp.int32)
-    neg = correlated_negatives(jnp.zeros((n, C)), labels, n_neg=2, attributes=att,
-                               temperature=temperature, key=jax.random.key(0), seen_mask=SEEN)
+    neg = correlated_negatives(
+        jnp.zeros((n, C)),
+        labels,
+        n_neg=2,
+        attributes=att,
+        temperature=temperature,
+        key=jax.random.key(0),
+        seen_mask=SEEN,
+    )
     unit = np.asarray(att, np.float64) / np.linalg.norm(att, axis=1, keepdims=True)
     logits = unit @ unit[2] / temperature
     valid = SEEN & (np.arange(C) != 2)
@@ -162,8 +190,9 @@ def test_correlated_follows_softmax_of_similarity():
 def test_uniform_is_uniform_over_valid():
     n = 9000
     labels = jnp.zeros((n,), jnp.int32)
-    neg = uniform_negatives(jnp.zeros((n, C)), labels, n_neg=2, key=jax.random.key(5),
-                            seen_mask=SEEN)
+    neg = uniform_negatives(
+        jnp.zeros((n, C)), labels, n_neg=2, key=jax.random.key(5), seen_mask=SEEN
+    )
     counts = np.bincount(np.asarray(neg).ravel(), minlength=C)
     assert counts[[0, 8, 9]].sum() == 0
     assert chisquare(counts[1:8]).pvalue > 1e-4
@@ -175,11 +204,15 @@ def test_bootstrap_and_mixture_composition():
     key = jax.random.key(0)
     full = bootstrap_negatives(dist, labels, n_neg=4, hard_fraction=1.0, key=key, seen_mask=SEEN)
     np.testing.assert_array_equal(full, hard)
-    half = np.asarray(bootstrap_negatives(dist, labels, n_neg=4, hard_fraction=0.5, key=key,
-                                          seen_mask=SEEN))
+    half = np.asarray(
+        bootstrap_negatives(dist, labels, n_neg=4, hard_fraction=0.5, key=key, seen_mask=SEEN)
+    )
     np.testing.assert_array_equal(half[:, :2], hard[:, :2])
-    mix = np.asarray(mixture_negatives(dist, labels, n_neg=4, key=key, seen_mask=SEEN,
-                                       fractions={"hard": 0.5, "uniform": 0.5}))
+    mix = np.asarray(
+        mixture_negatives(
+            dist, labels, n_neg=4, key=key, seen_mask=SEEN, fractions={"hard": 0.5, "uniform": 0.5}
+        )
+    )
     np.testing.assert_array_equal(mix[:, :2], hard[:, :2])
     assert all(len(set(r)) == 4 for r in mix.tolist())
     assert resolve_counts({"hard": 0.5, "uniform": 0.5}, 3) == {"hard": 2, "uniform": 1}
@@ -197,8 +230,15 @@ def test_bootstrap_schedule():
 
 @functools.partial(jax.jit, static_argnames=("scheme",))
 def _jit_mine(scheme, dist, labels, key, att):
-    return mine_negatives(scheme, dist, labels, n_neg=N_NEG, key=key,
-                          seen_mask=jnp.asarray(SEEN), **_options(scheme, att))
+    return mine_negatives(
+        scheme,
+        dist,
+        labels,
+        n_neg=N_NEG,
+        key=key,
+        seen_mask=jnp.asarray(SEEN),
+        **_options(scheme, att),
+    )
 
 
 @jax.jit
@@ -210,11 +250,13 @@ def _jit_bootstrap(dist, labels, key, step):
 def test_traced_bootstrap_fraction():
     dist, labels, _ = _data(5)
     key = jax.random.key(0)
-    np.testing.assert_array_equal(_jit_bootstrap(dist, labels, key, 100),
-                                  hard_negatives(dist, labels, n_neg=N_NEG))
+    np.testing.assert_array_equal(
+        _jit_bootstrap(dist, labels, key, 100), hard_negatives(dist, labels, n_neg=N_NEG)
+    )
     np.testing.assert_array_equal(
         _jit_bootstrap(dist, labels, key, 0),
-        bootstrap_negatives(dist, labels, n_neg=N_NEG, hard_fraction=0.0, key=key))
+        bootstrap_negatives(dist, labels, n_neg=N_NEG, hard_fraction=0.0, key=key),
+    )
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
@@ -223,12 +265,14 @@ def test_jit_and_sharded_match_eager(scheme):
         pytest.skip("needs 8 (virtual CPU) devices; set by the root conftest's XLA_FLAGS")
     dist, labels, att = _data(6)
     key = jax.random.key(7)
-    eager = mine_negatives(scheme, dist, labels, n_neg=N_NEG, key=key, seen_mask=SEEN,
-                           **_options(scheme, att))
+    eager = mine_negatives(
+        scheme, dist, labels, n_neg=N_NEG, key=key, seen_mask=SEEN, **_options(scheme, att)
+    )
     mesh = jax.make_mesh((8,), ("data",))
     rows = NamedSharding(mesh, P("data"))
-    sharded = _jit_mine(scheme, jax.device_put(dist, rows), jax.device_put(labels, rows), key,
-                        att)  # jitted: labels, distances and the seen mask are traced
+    sharded = _jit_mine(
+        scheme, jax.device_put(dist, rows), jax.device_put(labels, rows), key, att
+    )  # jitted: labels, distances and the seen mask are traced
     assert len(sharded.sharding.device_set) == 8
     np.testing.assert_array_equal(sharded, eager)
 
@@ -258,11 +302,13 @@ def test_errors():
     with pytest.raises(ValueError, match="unexpected"):
         mine_negatives("hard", dist, labels, n_neg=2, margin=1.0)
     with pytest.raises(ValueError, match="rows"):
-        mine_negatives("correlated", dist, labels, n_neg=2, key=jax.random.key(0),
-                       attributes=att[:5])
+        mine_negatives(
+            "correlated", dist, labels, n_neg=2, key=jax.random.key(0), attributes=att[:5]
+        )
     with pytest.raises(ValueError, match="Unknown mixture component"):
-        mine_negatives("mixture", dist, labels, n_neg=2, key=jax.random.key(0),
-                       fractions={"hardest": 1.0})
+        mine_negatives(
+            "mixture", dist, labels, n_neg=2, key=jax.random.key(0), fractions={"hardest": 1.0}
+        )
     with pytest.raises(ValueError, match="sum to 1"):
         resolve_counts({"hard": 0.5}, 2)
     with pytest.raises(ValueError, match="NaN"):

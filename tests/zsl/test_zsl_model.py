@@ -1,4 +1,5 @@
 """wsl_jax.zsl.model: distances, scores, pair loss and prediction against NumPy oracles."""
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -19,8 +20,15 @@ B, C, D_FEAT, P_ATT, R = 5, 7, 6, 4, 3
 
 
 def _problem(hidden_dims=(), seed=0, dtype=jnp.float32):
-    params = init_metric_params(jax.random.key(seed), feature_dim=D_FEAT, attribute_dim=P_ATT,
-                                rank=R, hidden_dims=hidden_dims, init_bias=0.7, dtype=dtype)
+    params = init_metric_params(
+        jax.random.key(seed),
+        feature_dim=D_FEAT,
+        attribute_dim=P_ATT,
+        rank=R,
+        hidden_dims=hidden_dims,
+        init_bias=0.7,
+        dtype=dtype,
+    )
     rng = np.random.default_rng(seed)
     x = jnp.asarray(rng.normal(size=(B, D_FEAT)), dtype)
     att = jnp.asarray(rng.normal(size=(C, P_ATT)), dtype)
@@ -50,8 +58,9 @@ def test_distances_match_direct_oracle(hidden_dims):
     got = distances(params, x, att)
     assert got.shape == (B, C)
     np.testing.assert_allclose(got, _np_distances(params, x, att), rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(scores(params, x, att),
-                               0.7 - _np_distances(params, x, att), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        scores(params, x, att), 0.7 - _np_distances(params, x, att), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_distances_nonnegative_and_zero_on_exact_match():
@@ -64,6 +73,7 @@ def test_distances_nonnegative_and_zero_on_exact_match():
 
 def test_distances_never_materialise_b_c_p():
     params, x, att = _problem()
+
     def shapes(jaxpr):  # output shapes of every equation, nested jaxprs (jit) included
         for eqn in jaxpr.eqns:
             yield from (tuple(v.aval.shape) for v in eqn.outvars)
@@ -84,8 +94,9 @@ def test_pair_loss_matches_numpy():
     labels = np.where(rng.random((B, 3)) < 0.5, 1, -1)
     where = rng.random((B, 3)) < 0.8
     lam = 0.3
-    got = pair_loss(params, x, att, jnp.asarray(classes), jnp.asarray(labels), lam=lam,
-                    where=jnp.asarray(where))
+    got = pair_loss(
+        params, x, att, jnp.asarray(classes), jnp.asarray(labels), lam=lam, where=jnp.asarray(where)
+    )
     d_all = _np_distances(params, x, att)
     f = 0.7 - np.take_along_axis(d_all, classes, axis=1)
     z = _np_embed(params, x)
@@ -94,8 +105,9 @@ def test_pair_loss_matches_numpy():
     np.testing.assert_allclose(got, np.where(where, want, 0.0), rtol=1e-4, atol=1e-5)
     # bool labels are the same as ±1
     np.testing.assert_allclose(
-        pair_loss(params, x, att, jnp.asarray(classes), jnp.asarray(labels > 0), lam=lam), 
-        pair_loss(params, x, att, jnp.asarray(classes), jnp.asarray(labels), lam=lam))
+        pair_loss(params, x, att, jnp.asarray(classes), jnp.asarray(labels > 0), lam=lam),
+        pair_loss(params, x, att, jnp.asarray(classes), jnp.asarray(labels), lam=lam),
+    )
 
 
 def test_pair_loss_is_stable_for_large_scores():
@@ -119,8 +131,14 @@ def test_pair_loss_gradients(hidden_dims):
             return pair_loss(p, xx, att, classes, labels, lam=0.2).mean()
 
         # second order for the linear map only (each order re-traces; keep the suite fast)
-        check_grads(jax.jit(loss), (params, x), order=1 if hidden_dims else 2,
-                    modes=("rev",), atol=1e-4, rtol=1e-4)
+        check_grads(
+            jax.jit(loss),
+            (params, x),
+            order=1 if hidden_dims else 2,
+            modes=("rev",),
+            atol=1e-4,
+            rtol=1e-4,
+        )
 
 
 def test_predict_argmax_and_candidates():
@@ -128,8 +146,9 @@ def test_predict_argmax_and_candidates():
     s = np.asarray(scores(params, x, att))
     np.testing.assert_array_equal(predict(params, x, att), s.argmax(-1))
     cand = np.array([6, 1, 3])
-    np.testing.assert_array_equal(predict(params, x, att, classes=cand),
-                                  cand[s[:, cand].argmax(-1)])
+    np.testing.assert_array_equal(
+        predict(params, x, att, classes=cand), cand[s[:, cand].argmax(-1)]
+    )
     assert jax.jit(predict)(params, x, att).shape == (B,)
 
 
@@ -139,8 +158,9 @@ def test_flax_module_matches_pure_functions(hidden_dims):
     module = MetricEmbedding(attribute_dim=P_ATT, rank=R, hidden_dims=hidden_dims, init_bias=0.7)
     variables = module.init(jax.random.key(0), x, att)
     params = variables["params"]
-    ref = init_metric_params(jax.random.key(0), feature_dim=D_FEAT, attribute_dim=P_ATT, rank=R,
-                             hidden_dims=hidden_dims)
+    ref = init_metric_params(
+        jax.random.key(0), feature_dim=D_FEAT, attribute_dim=P_ATT, rank=R, hidden_dims=hidden_dims
+    )
     assert jax.tree.map(jnp.shape, params) == jax.tree.map(jnp.shape, ref)
     np.testing.assert_allclose(module.apply(variables, x, att), scores(params, x, att), rtol=1e-6)
     assert pair_loss(params, x, att, jnp.zeros((B, 1), jnp.int32), jnp.ones((B, 1))).shape == (B, 1)
@@ -197,7 +217,9 @@ def test_sharded_batch_loss_grads_and_predict():
         np.testing.assert_allclose(jax.jit(loss)(params, *args), want, rtol=1e-5)
         np.testing.assert_array_equal(
             jax.jit(lambda p, xx: predict(p, xx, att, classes=[1, 4, 6]))(params, args[0]),
-            want_pred)
+            want_pred,
+        )
     got_grad = jax.jit(jax.grad(loss))(params, *args)
-    jax.tree.map(lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6),
-                 got_grad, want_grad)
+    jax.tree.map(
+        lambda g, w: np.testing.assert_allclose(g, w, rtol=1e-4, atol=1e-6), got_grad, want_grad
+    )

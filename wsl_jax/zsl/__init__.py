@@ -4,6 +4,12 @@ Modules, bottom-up: ``checks`` (input validation), ``model`` (metric pytree, dis
 pair loss, Flax module), ``mining`` (negative-pair schemes), ``evaluation`` (ZSL / GZSL
 metrics), ``eszsl`` (closed-form baseline). Public names are re-exported here explicitly.
 
+Training, on top (imported by module, not re-exported): ``splits`` (the five splits of a
+task), ``cifar_features`` (CNN features for CIFAR-10), ``tasks`` (CIFAR-10 / xlsa17 /
+synthetic tasks from a config), ``protocol`` (validation-only selection and calibration, test
+metrics), ``config`` (default settings), ``training`` (the sharded, checkpointed loop
+``train_and_evaluate_zsl``, reached from ``train.py`` when ``config.task == "zsl"``).
+
 >>> import jax, jax.numpy as jnp
 >>> from wsl_jax import zsl
 >>> params = zsl.init_metric_params(jax.random.key(0), feature_dim=6, attribute_dim=4)
@@ -13,36 +19,35 @@ metrics), ``eszsl`` (closed-form baseline). Public names are re-exported here ex
 >>> zsl.pair_loss(params, x, att, classes, signs, lam=0.1).shape
 (3, 3)
 """
-from wsl_jax.zsl.checks import check_attributes
-from wsl_jax.zsl.checks import check_finite
-from wsl_jax.zsl.checks import check_splits
-from wsl_jax.zsl.eszsl import eszsl_fit
-from wsl_jax.zsl.eszsl import eszsl_scores
-from wsl_jax.zsl.eszsl import label_matrix
-from wsl_jax.zsl.evaluation import choose_calibration
-from wsl_jax.zsl.evaluation import gzsl_metrics
-from wsl_jax.zsl.evaluation import zsl_accuracy
-from wsl_jax.zsl.mining import SCHEMES
-from wsl_jax.zsl.mining import bootstrap_negatives
-from wsl_jax.zsl.mining import bootstrap_schedule
-from wsl_jax.zsl.mining import correlated_negatives
-from wsl_jax.zsl.mining import hard_negatives
-from wsl_jax.zsl.mining import make_pairs
-from wsl_jax.zsl.mining import mine_negatives
-from wsl_jax.zsl.mining import mixture_negatives
-from wsl_jax.zsl.mining import negative_mask
-from wsl_jax.zsl.mining import resolve_counts
-from wsl_jax.zsl.mining import semi_hard_negatives
-from wsl_jax.zsl.mining import uncertain_negatives
-from wsl_jax.zsl.mining import uniform_negatives
-from wsl_jax.zsl.model import MetricEmbedding
-from wsl_jax.zsl.model import distances
-from wsl_jax.zsl.model import embed_images
-from wsl_jax.zsl.model import embedded_distances
-from wsl_jax.zsl.model import init_metric_params
-from wsl_jax.zsl.model import pair_loss
-from wsl_jax.zsl.model import predict
-from wsl_jax.zsl.model import scores
+
+from wsl_jax.zsl.checks import check_attributes, check_finite, check_splits
+from wsl_jax.zsl.eszsl import eszsl_fit, eszsl_scores, label_matrix
+from wsl_jax.zsl.evaluation import choose_calibration, gzsl_metrics, zsl_accuracy
+from wsl_jax.zsl.mining import (
+    SCHEMES,
+    bootstrap_negatives,
+    bootstrap_schedule,
+    correlated_negatives,
+    hard_negatives,
+    make_pairs,
+    mine_negatives,
+    mixture_negatives,
+    negative_mask,
+    resolve_counts,
+    semi_hard_negatives,
+    uncertain_negatives,
+    uniform_negatives,
+)
+from wsl_jax.zsl.model import (
+    MetricEmbedding,
+    distances,
+    embed_images,
+    embedded_distances,
+    init_metric_params,
+    pair_loss,
+    predict,
+    scores,
+)
 
 __all__ = (
     "SCHEMES",

@@ -4,6 +4,7 @@ Every check raises ``ValueError`` with a message naming the offending argument. 
 need values (NaN, overlapping splits, class ids) run only on concrete arrays: under ``jit`` the
 arrays are tracers and the checks are skipped, so that the pure functions stay jittable.
 """
+
 from __future__ import annotations
 
 import jax
@@ -46,8 +47,13 @@ def check_finite(name: str, x) -> None:
             raise ValueError(f"`{name}` contains NaN or inf values ({bad} of {x.size} entries).")
 
 
-def check_attributes(attributes, *, num_classes: int | None = None,
-                     attribute_dim: int | None = None, name: str = "attributes") -> None:
+def check_attributes(
+    attributes,
+    *,
+    num_classes: int | None = None,
+    attribute_dim: int | None = None,
+    name: str = "attributes",
+) -> None:
     """Checks a ``(C, p)`` class-attribute matrix (one row per class).
 
     Args:
@@ -71,10 +77,13 @@ def check_attributes(attributes, *, num_classes: int | None = None,
         raise ValueError(
             f"`{name}` has {shape[0]} rows (classes) but {num_classes} classes are expected; "
             f"attributes are (C, p) with one row per class (transpose xlsa17 `att`, which is "
-            f"p x C).")
+            f"p x C)."
+        )
     if attribute_dim is not None and shape[1] != attribute_dim:
-        raise ValueError(f"`{name}` has {shape[1]} columns (attributes) but the model predicts "
-                         f"{attribute_dim}-dimensional attribute vectors.")
+        raise ValueError(
+            f"`{name}` has {shape[1]} columns (attributes) but the model predicts "
+            f"{attribute_dim}-dimensional attribute vectors."
+        )
     check_finite(name, attributes)
 
 
@@ -107,8 +116,10 @@ def check_splits(seen, unseen, *, train_labels=None, num_classes: int | None = N
             raise ValueError(f"`{name}` ids must lie in [0, {num_classes}).")
     both = np.intersect1d(seen_np, unseen_np)
     if both.size:
-        raise ValueError(f"Classes {both.tolist()} are both seen and unseen: an unseen class "
-                         f"must not appear in training.")
+        raise ValueError(
+            f"Classes {both.tolist()} are both seen and unseen: an unseen class "
+            f"must not appear in training."
+        )
     if train_labels is not None and is_concrete(train_labels):
         leaked = np.intersect1d(np.asarray(train_labels).reshape(-1), unseen_np)
         if leaked.size:

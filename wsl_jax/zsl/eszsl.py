@@ -30,8 +30,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.linalg import solve
 
-from wsl_jax.zsl.checks import check_attributes, check_finite, is_concrete
 from wsl_jax._arrays import at_least_float32 as _float
+from wsl_jax.zsl.checks import check_attributes, check_finite, is_concrete
 
 __all__ = ["eszsl_fit", "eszsl_scores", "label_matrix"]
 

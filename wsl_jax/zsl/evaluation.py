@@ -8,6 +8,7 @@ listed first. GZSL follows Xian et al. (GBU): ``s`` is the accuracy on test-seen
 ``H = 2us / (u + s)`` (0 when ``u + s = 0``). Calibrated stacking (Chao et al. 2016) subtracts
 ``calibration`` from the seen-class scores before the arg-max.
 """
+
 from __future__ import annotations
 
 import jax
@@ -24,8 +25,10 @@ def _ids(name, classes, num_classes):
     if classes.size == 0 or not np.issubdtype(classes.dtype, np.integer):
         raise ValueError(f"`{name}` must be a non-empty 1-D array of integer class ids.")
     if classes.min() < 0 or classes.max() >= num_classes:
-        raise ValueError(f"`{name}` ids must index the {num_classes} score columns, got values "
-                         f"in [{classes.min()}, {classes.max()}].")
+        raise ValueError(
+            f"`{name}` ids must index the {num_classes} score columns, got values "
+            f"in [{classes.min()}, {classes.max()}]."
+        )
     if len(np.unique(classes)) != classes.size:
         raise ValueError(f"`{name}` contains duplicate class ids.")
     return classes
@@ -56,8 +59,10 @@ def zsl_accuracy(scores, labels, *, classes) -> jax.Array:
     if is_concrete(labels) and labels.size:
         outside = np.setdiff1d(np.asarray(labels), classes)
         if outside.size:
-            raise ValueError(f"`labels` contain classes {outside.tolist()} that are not among the "
-                             f"candidate `classes`.")
+            raise ValueError(
+                f"`labels` contain classes {outside.tolist()} that are not among the "
+                f"candidate `classes`."
+            )
     # Per-class counts by one-hot comparisons, not segment_sum / gathers, so that scores and
     # labels may be sharded over the batch on an explicit-axes mesh.
     is_class = labels[:, None] == jnp.asarray(classes)[None, :]  # (N, K)
@@ -70,8 +75,16 @@ def zsl_accuracy(scores, labels, *, classes) -> jax.Array:
     return jnp.sum(per_class) / jnp.sum(present)
 
 
-def gzsl_metrics(scores_seen_split, labels_seen, scores_unseen_split, labels_unseen, *,
-                 seen_classes, unseen_classes, calibration=0.0) -> dict:
+def gzsl_metrics(
+    scores_seen_split,
+    labels_seen,
+    scores_unseen_split,
+    labels_unseen,
+    *,
+    seen_classes,
+    unseen_classes,
+    calibration=0.0,
+) -> dict:
     """GZSL accuracies ``s`` (test-seen), ``u`` (test-unseen) and harmonic mean ``H``.
 
     Args:
@@ -105,8 +118,10 @@ def gzsl_metrics(scores_seen_split, labels_seen, scores_unseen_split, labels_uns
     seen = _ids("seen_classes", seen_classes, num_classes)
     unseen = _ids("unseen_classes", unseen_classes, num_classes)
     check_splits(seen, unseen)
-    for name, lab, allowed, split in (("labels_seen", labels_seen, seen, "seen_classes"),
-                                      ("labels_unseen", labels_unseen, unseen, "unseen_classes")):
+    for name, lab, allowed, split in (
+        ("labels_seen", labels_seen, seen, "seen_classes"),
+        ("labels_unseen", labels_unseen, unseen, "unseen_classes"),
+    ):
         if is_concrete(lab) and np.size(lab):
             outside = np.setdiff1d(np.asarray(lab), allowed)
             if outside.size:
@@ -123,8 +138,16 @@ def gzsl_metrics(scores_seen_split, labels_seen, scores_unseen_split, labels_uns
     return {"u": u, "s": s, "H": h}
 
 
-def choose_calibration(scores_seen_split, labels_seen, scores_unseen_split, labels_unseen, *,
-                       seen_classes, unseen_classes, grid=None):
+def choose_calibration(
+    scores_seen_split,
+    labels_seen,
+    scores_unseen_split,
+    labels_unseen,
+    *,
+    seen_classes,
+    unseen_classes,
+    grid=None,
+):
     """The calibration ``γ`` of a grid maximising ``H`` on validation data (first on ties).
 
     Args:
@@ -155,13 +178,33 @@ def choose_calibration(scores_seen_split, labels_seen, scores_unseen_split, labe
     if grid.size == 0:
         raise ValueError("`grid` must hold at least one calibration value.")
     # Validate once on concrete values, then sweep the grid.
-    gzsl_metrics(scores_seen_split, labels_seen, scores_unseen_split, labels_unseen,
-                 seen_classes=seen_classes, unseen_classes=unseen_classes)
-    sweep = jax.vmap(lambda g: gzsl_metrics(
-        scores_seen_split, labels_seen, scores_unseen_split, labels_unseen,
-        seen_classes=seen_classes, unseen_classes=unseen_classes, calibration=g)["H"])
+    gzsl_metrics(
+        scores_seen_split,
+        labels_seen,
+        scores_unseen_split,
+        labels_unseen,
+        seen_classes=seen_classes,
+        unseen_classes=unseen_classes,
+    )
+    sweep = jax.vmap(
+        lambda g: gzsl_metrics(
+            scores_seen_split,
+            labels_seen,
+            scores_unseen_split,
+            labels_unseen,
+            seen_classes=seen_classes,
+            unseen_classes=unseen_classes,
+            calibration=g,
+        )["H"]
+    )
     best = int(jnp.argmax(sweep(grid)))
     gamma = float(grid[best])
-    return gamma, gzsl_metrics(scores_seen_split, labels_seen, scores_unseen_split,
-                               labels_unseen, seen_classes=seen_classes,
-                               unseen_classes=unseen_classes, calibration=gamma)
+    return gamma, gzsl_metrics(
+        scores_seen_split,
+        labels_seen,
+        scores_unseen_split,
+        labels_unseen,
+        seen_classes=seen_classes,
+        unseen_classes=unseen_classes,
+        calibration=gamma,
+    )

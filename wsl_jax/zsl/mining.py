@@ -33,6 +33,7 @@ Validity (labels seen, ``n_neg ≤ #seen − 1``) is checked on concrete inputs;
 traced ``seen_mask`` only ``n_neg ≤ C − 1`` is checked, and asking for more negatives than there
 are valid classes then returns invalid ids.
 """
+
 from __future__ import annotations
 
 import functools
@@ -96,8 +97,9 @@ def _validate(distances, labels, n_neg, seen_mask):
     if isinstance(n_neg, bool) or not isinstance(n_neg, (int, np.integer)) or n_neg < 1:
         raise ValueError(f"`n_neg` must be a positive (static) int, got {n_neg!r}.")
     if seen_mask is not None and jnp.shape(seen_mask) != (num_classes,):
-        raise ValueError(f"`seen_mask` must have shape ({num_classes},), got "
-                         f"{jnp.shape(seen_mask)}.")
+        raise ValueError(
+            f"`seen_mask` must have shape ({num_classes},), got {jnp.shape(seen_mask)}."
+        )
     seen = None
     if seen_mask is None:
         n_seen = num_classes
@@ -107,16 +109,22 @@ def _validate(distances, labels, n_neg, seen_mask):
     else:
         n_seen = num_classes
     if n_neg > n_seen - 1:
-        raise ValueError(f"`n_neg`={n_neg} exceeds the number of seen classes minus one "
-                         f"({n_seen} - 1 = {n_seen - 1}).")
+        raise ValueError(
+            f"`n_neg`={n_neg} exceeds the number of seen classes minus one "
+            f"({n_seen} - 1 = {n_seen - 1})."
+        )
     if is_concrete(labels) and batch:
         lab = np.asarray(labels)
         if lab.min() < 0 or lab.max() >= num_classes:
-            raise ValueError(f"`labels` must be class ids in [0, {num_classes}), got values in "
-                             f"[{lab.min()}, {lab.max()}].")
+            raise ValueError(
+                f"`labels` must be class ids in [0, {num_classes}), got values in "
+                f"[{lab.min()}, {lab.max()}]."
+            )
         if seen is not None and not seen[lab].all():
-            raise ValueError(f"`labels` contain unseen classes {sorted(set(lab[~seen[lab]]))}: "
-                             f"training images must belong to seen classes.")
+            raise ValueError(
+                f"`labels` contain unseen classes {sorted(set(lab[~seen[lab]]))}: "
+                f"training images must belong to seen classes."
+            )
     check_finite("distances", distances)
     return distances, labels
 
@@ -204,8 +212,12 @@ _PRIORITIES = {
 
 
 _REQUIRED = {
-    "uniform": ("key",), "hard": (), "semi_hard": ("margin", "key"), "uncertain": ("bias",),
-    "correlated": ("attributes", "key"), "bootstrap": ("hard_fraction", "key"),
+    "uniform": ("key",),
+    "hard": (),
+    "semi_hard": ("margin", "key"),
+    "uncertain": ("bias",),
+    "correlated": ("attributes", "key"),
+    "bootstrap": ("hard_fraction", "key"),
 }
 
 
@@ -222,8 +234,15 @@ def _mine(scheme, distances, labels, valid, n_neg, options):
         raise ValueError(f"`fallback` must be 'hard' or 'uniform', got {fallback!r}.")
     if scheme == "correlated":
         check_attributes(options["attributes"], num_classes=distances.shape[-1])
-    return _mine_jit(scheme, n_neg, fallback if scheme == "semi_hard" else None, distances,
-                     labels, valid, options)
+    return _mine_jit(
+        scheme,
+        n_neg,
+        fallback if scheme == "semi_hard" else None,
+        distances,
+        labels,
+        valid,
+        options,
+    )
 
 
 @functools.partial(jax.jit, static_argnames=("scheme", "n_neg", "fallback"))
@@ -273,8 +292,9 @@ def hard_negatives(distances, labels, *, n_neg: int, key=None, seen_mask=None) -
     return _mine("hard", distances, labels, valid, n_neg, {})
 
 
-def semi_hard_negatives(distances, labels, *, n_neg: int, margin: float, key, seen_mask=None,
-                        fallback: str = "hard") -> jax.Array:
+def semi_hard_negatives(
+    distances, labels, *, n_neg: int, margin: float, key, seen_mask=None, fallback: str = "hard"
+) -> jax.Array:
     """Negatives at random in ``D_pos < D < D_pos + margin``; too few → ``fallback`` fills up.
 
     ``fallback="hard"`` (default) completes with the smallest remaining distances (which may be
@@ -292,12 +312,19 @@ def semi_hard_negatives(distances, labels, *, n_neg: int, margin: float, key, se
     """
     distances, labels = _validate(distances, labels, n_neg, seen_mask)
     valid = negative_mask(labels, distances.shape[-1], seen_mask)
-    return _mine("semi_hard", distances, labels, valid, n_neg,
-                 {"margin": margin, "key": key, "fallback": fallback})
+    return _mine(
+        "semi_hard",
+        distances,
+        labels,
+        valid,
+        n_neg,
+        {"margin": margin, "key": key, "fallback": fallback},
+    )
 
 
-def uncertain_negatives(distances, labels, *, n_neg: int, bias, key=None,
-                        seen_mask=None) -> jax.Array:
+def uncertain_negatives(
+    distances, labels, *, n_neg: int, bias, key=None, seen_mask=None
+) -> jax.Array:
     """The ``n_neg`` valid classes whose score ``f = bias − D`` is closest to 0 (``key`` unused).
 
     >>> import jax.numpy as jnp
@@ -311,8 +338,9 @@ def uncertain_negatives(distances, labels, *, n_neg: int, bias, key=None,
     return _mine("uncertain", distances, labels, valid, n_neg, {"bias": bias})
 
 
-def correlated_negatives(distances, labels, *, n_neg: int, attributes, key,
-                         temperature: float = 1.0, seen_mask=None) -> jax.Array:
+def correlated_negatives(
+    distances, labels, *, n_neg: int, attributes, key, temperature: float = 1.0, seen_mask=None
+) -> jax.Array:
     """Negatives drawn without replacement with ``P(c) ∝ exp(cos(a_c, a_y) / temperature)``.
 
     Gumbel top-k: the first column is an exact draw from that softmax over the valid classes,
@@ -328,12 +356,19 @@ def correlated_negatives(distances, labels, *, n_neg: int, attributes, key,
     """
     distances, labels = _validate(distances, labels, n_neg, seen_mask)
     valid = negative_mask(labels, distances.shape[-1], seen_mask)
-    return _mine("correlated", distances, labels, valid, n_neg,
-                 {"attributes": attributes, "key": key, "temperature": temperature})
+    return _mine(
+        "correlated",
+        distances,
+        labels,
+        valid,
+        n_neg,
+        {"attributes": attributes, "key": key, "temperature": temperature},
+    )
 
 
-def bootstrap_negatives(distances, labels, *, n_neg: int, hard_fraction, key,
-                        seen_mask=None) -> jax.Array:
+def bootstrap_negatives(
+    distances, labels, *, n_neg: int, hard_fraction, key, seen_mask=None
+) -> jax.Array:
     """``round(hard_fraction · n_neg)`` hardest negatives first, the rest uniformly at random.
 
     ``hard_fraction`` may be a traced scalar (e.g. :func:`bootstrap_schedule` of the step).
@@ -348,8 +383,9 @@ def bootstrap_negatives(distances, labels, *, n_neg: int, hard_fraction, key,
     """
     distances, labels = _validate(distances, labels, n_neg, seen_mask)
     valid = negative_mask(labels, distances.shape[-1], seen_mask)
-    return _mine("bootstrap", distances, labels, valid, n_neg,
-                 {"hard_fraction": hard_fraction, "key": key})
+    return _mine(
+        "bootstrap", distances, labels, valid, n_neg, {"hard_fraction": hard_fraction, "key": key}
+    )
 
 
 def resolve_counts(fractions: Mapping[str, float], n_neg: int) -> dict:
@@ -366,18 +402,20 @@ def resolve_counts(fractions: Mapping[str, float], n_neg: int) -> dict:
         raise ValueError(f"Unknown mixture component(s) {unknown}; valid: {list(BASE_SCHEMES)}.")
     values = np.array([float(f) for f in fractions.values()])
     if np.any(values < 0) or not math.isclose(values.sum(), 1.0, abs_tol=1e-6):
-        raise ValueError(f"Mixture fractions must be non-negative and sum to 1, got "
-                         f"{dict(fractions)}.")
+        raise ValueError(
+            f"Mixture fractions must be non-negative and sum to 1, got {dict(fractions)}."
+        )
     exact = values * n_neg
     counts = np.floor(exact).astype(int)
     remainder = exact - counts
-    for i in sorted(range(len(values)), key=lambda j: (-remainder[j], j))[:n_neg - counts.sum()]:
+    for i in sorted(range(len(values)), key=lambda j: (-remainder[j], j))[: n_neg - counts.sum()]:
         counts[i] += 1
     return {name: int(c) for name, c in zip(fractions, counts)}
 
 
-def mixture_negatives(distances, labels, *, n_neg: int, fractions: Mapping[str, float], key,
-                      seen_mask=None, **options) -> jax.Array:
+def mixture_negatives(
+    distances, labels, *, n_neg: int, fractions: Mapping[str, float], key, seen_mask=None, **options
+) -> jax.Array:
     """A fraction of each scheme: ``fractions`` maps scheme names to fractions summing to 1.
 
     Counts come from :func:`resolve_counts` (static). Components are mined in the given order,
@@ -406,14 +444,19 @@ def mixture_negatives(distances, labels, *, n_neg: int, fractions: Mapping[str, 
             comp["key"] = jax.random.fold_in(key, i)
         neg = _mine(scheme, distances, labels, valid, count, comp)
         picked.append(neg)
-        valid = valid & ~jnp.any(jnp.arange(distances.shape[-1])[None, None, :]
-                                 == neg[:, :, None], axis=1)
+        valid = valid & ~jnp.any(
+            jnp.arange(distances.shape[-1])[None, None, :] == neg[:, :, None], axis=1
+        )
     return jnp.concatenate(picked, axis=-1)
 
 
 _OPTIONS = {
-    "uniform": (), "hard": (), "uncertain": ("bias",), "semi_hard": ("margin", "fallback"),
-    "correlated": ("attributes", "temperature"), "bootstrap": ("hard_fraction",),
+    "uniform": (),
+    "hard": (),
+    "uncertain": ("bias",),
+    "semi_hard": ("margin", "fallback"),
+    "correlated": ("attributes", "temperature"),
+    "bootstrap": ("hard_fraction",),
 }
 
 
@@ -445,8 +488,9 @@ def bootstrap_schedule(step, *, warmup_steps: int, anneal_steps: int) -> jax.Arr
     return jnp.clip((step - warmup_steps) / anneal_steps, 0.0, 1.0)
 
 
-def mine_negatives(scheme: str, distances, labels, *, n_neg: int, key=None, seen_mask=None,
-                   **options) -> jax.Array:
+def mine_negatives(
+    scheme: str, distances, labels, *, n_neg: int, key=None, seen_mask=None, **options
+) -> jax.Array:
     """Dispatches to a scheme by name (see the module docstring); ``(B, n_neg)`` class ids.
 
     Args:
@@ -470,18 +514,20 @@ def mine_negatives(scheme: str, distances, labels, *, n_neg: int, key=None, seen
     ValueError: Unknown mining scheme 'hardest'; valid schemes: uniform, hard, semi_hard, ...
     """
     if scheme not in SCHEMES:
-        raise ValueError(f"Unknown mining scheme {scheme!r}; valid schemes: "
-                         f"{', '.join(SCHEMES)}.")
+        raise ValueError(f"Unknown mining scheme {scheme!r}; valid schemes: {', '.join(SCHEMES)}.")
     if scheme == "mixture":
         if "fractions" not in options:
             raise ValueError("Scheme 'mixture' needs `fractions` (scheme → fraction).")
-        return mixture_negatives(distances, labels, n_neg=n_neg, key=key, seen_mask=seen_mask,
-                                 **options)
+        return mixture_negatives(
+            distances, labels, n_neg=n_neg, key=key, seen_mask=seen_mask, **options
+        )
     distances, labels = _validate(distances, labels, n_neg, seen_mask)
     extra = set(options) - set(_OPTIONS[scheme])
     if extra:
-        raise ValueError(f"Scheme {scheme!r} takes options {list(_OPTIONS[scheme])}, got "
-                         f"unexpected {sorted(extra)}.")
+        raise ValueError(
+            f"Scheme {scheme!r} takes options {list(_OPTIONS[scheme])}, got "
+            f"unexpected {sorted(extra)}."
+        )
     comp = dict(options)
     if scheme not in ("hard", "uncertain"):
         comp["key"] = key
@@ -503,6 +549,7 @@ def make_pairs(labels, negatives):
     """
     labels, negatives = jnp.asarray(labels), jnp.asarray(negatives)
     classes = jnp.concatenate([labels[:, None], negatives], axis=-1).astype(jnp.int32)
-    signs = jnp.concatenate([jnp.ones((labels.shape[0], 1), jnp.int32),
-                             -jnp.ones(negatives.shape, jnp.int32)], axis=-1)
+    signs = jnp.concatenate(
+        [jnp.ones((labels.shape[0], 1), jnp.int32), -jnp.ones(negatives.shape, jnp.int32)], axis=-1
+    )
     return classes, signs

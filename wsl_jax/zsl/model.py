@@ -22,6 +22,7 @@ Shapes: ``x`` is ``(B, d)``; ``attributes`` is ``(C, p)``, one row per class (th
 array is ``(p, C)``: transpose it). Weight decay is left to the optimiser
 (``optax.adamw`` / ``optax.add_decayed_weights``).
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -53,9 +54,16 @@ def _hidden_layers(params) -> list:
         raise ValueError(f"MLP layers must be named hidden_0 .. hidden_{n - 1}; missing {err}.")
 
 
-def init_metric_params(key, *, feature_dim: int, attribute_dim: int, rank: int | None = None,
-                       hidden_dims: Sequence[int] = (), init_bias: float = 1.0,
-                       dtype=jnp.float32) -> dict:
+def init_metric_params(
+    key,
+    *,
+    feature_dim: int,
+    attribute_dim: int,
+    rank: int | None = None,
+    hidden_dims: Sequence[int] = (),
+    init_bias: float = 1.0,
+    dtype=jnp.float32,
+) -> dict:
     """Initial parameter pytree ``{"W", "L", "b"}`` (+ ``"hidden_i"`` layers for an MLP map).
 
     ``W`` and the hidden kernels are LeCun-normal, ``L`` has orthonormal rows (so that initially
@@ -89,8 +97,10 @@ def init_metric_params(key, *, feature_dim: int, attribute_dim: int, rank: int |
     params = {}
     fan_in = feature_dim
     for i, width in enumerate(hidden_dims):
-        params[f"hidden_{i}"] = {"kernel": lecun(keys[i], (fan_in, width), dtype),
-                                 "bias": jnp.zeros((width,), dtype)}
+        params[f"hidden_{i}"] = {
+            "kernel": lecun(keys[i], (fan_in, width), dtype),
+            "bias": jnp.zeros((width,), dtype),
+        }
         fan_in = width
     params["W"] = lecun(keys[-2], (fan_in, attribute_dim), dtype)
     params["L"] = jax.nn.initializers.orthogonal()(keys[-1], (rank, attribute_dim), dtype)
@@ -153,7 +163,7 @@ def embedded_distances(z, attributes, metric) -> jax.Array:
 def _expanded_distances(z, attributes, metric):
     lz = z @ metric.T  # (B, r)
     la = attributes @ metric.T  # (C, r)
-    sq = (jnp.sum(lz * lz, -1)[:, None] - 2.0 * lz @ la.T + jnp.sum(la * la, -1)[None, :])
+    sq = jnp.sum(lz * lz, -1)[:, None] - 2.0 * lz @ la.T + jnp.sum(la * la, -1)[None, :]
     return jnp.maximum(sq, 0.0)
 
 
@@ -188,8 +198,9 @@ def scores(params, x, attributes) -> jax.Array:
     return params["b"] - distances(params, x, attributes)
 
 
-def pair_loss(params, x, attributes, pair_classes, pair_labels, *, lam: float = 0.0,
-              where=None) -> jax.Array:
+def pair_loss(
+    params, x, attributes, pair_classes, pair_labels, *, lam: float = 0.0, where=None
+) -> jax.Array:
     """Per-pair loss ``log(1 + exp(−y f(x, a))) + λ [y = 1] ‖φ(x) − a‖²`` (SPEC B1).
 
     The logistic term is ``softplus(−y f)``, stable for any ``|f|``. The loss sees only pairs
@@ -218,16 +229,20 @@ def pair_loss(params, x, attributes, pair_classes, pair_labels, *, lam: float = 
     pair_classes = jnp.asarray(pair_classes)
     y = jnp.asarray(pair_labels)
     if pair_classes.ndim != 2 or y.shape != pair_classes.shape:
-        raise ValueError(f"`pair_classes` and `pair_labels` must both be (B, K); got "
-                         f"{pair_classes.shape} and {y.shape}.")
+        raise ValueError(
+            f"`pair_classes` and `pair_labels` must both be (B, K); got "
+            f"{pair_classes.shape} and {y.shape}."
+        )
     if not jnp.issubdtype(pair_classes.dtype, jnp.integer):
         raise ValueError(f"`pair_classes` must hold integer class ids, got {pair_classes.dtype}.")
     num_classes = attributes.shape[0]
     if is_concrete(pair_classes) and pair_classes.size:
         lo, hi = int(np.asarray(pair_classes).min()), int(np.asarray(pair_classes).max())
         if lo < 0 or hi >= num_classes:
-            raise ValueError(f"`pair_classes` must index the {num_classes} rows of `attributes`, "
-                             f"got values in [{lo}, {hi}].")
+            raise ValueError(
+                f"`pair_classes` must index the {num_classes} rows of `attributes`, "
+                f"got values in [{lo}, {hi}]."
+            )
     if y.dtype == jnp.bool_:
         y = jnp.where(y, 1.0, -1.0)
     elif is_concrete(y) and y.size and not np.all(np.isin(np.asarray(y), (-1, 1))):
@@ -249,7 +264,8 @@ def _pair_loss(params, x, attributes, pair_classes, y, lam, where):
     # explicit-axes mesh, and the (B, C) distances are the ones mining uses anyway.
     dist = jnp.take_along_axis(_expanded_distances(z, attributes, params["L"]), pair_classes, 1)
     sq_err = jnp.take_along_axis(  # ‖φ(x) − a‖²
-        _expanded_distances(z, attributes, jnp.eye(z.shape[-1], dtype=z.dtype)), pair_classes, 1)
+        _expanded_distances(z, attributes, jnp.eye(z.shape[-1], dtype=z.dtype)), pair_classes, 1
+    )
     f = params["b"] - dist
     y = y.astype(f.dtype)
     loss = jax.nn.softplus(-y * f) + lam * (y > 0) * sq_err
@@ -284,8 +300,9 @@ def predict(params, x, attributes, *, classes=None) -> jax.Array:
     if is_concrete(classes) and classes.size:
         classes = np.asarray(classes)
         if classes.min() < 0 or classes.max() >= attributes.shape[0]:
-            raise ValueError(f"`classes` must index the {attributes.shape[0]} rows of "
-                             f"`attributes`.")
+            raise ValueError(
+                f"`classes` must index the {attributes.shape[0]} rows of `attributes`."
+            )
     best = jnp.argmax(jnp.take(scores(params, x, attributes), classes, axis=1), axis=-1)
     classes = jnp.asarray(classes, jnp.int32)
     # best → class id without a gather (a gather with batch-sharded indices fails on an

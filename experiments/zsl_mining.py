@@ -1,0 +1,256 @@
+"""Does hard negative mining help zero-shot classification? (CIFAR-10, unseen cat and truck)
+
+For every seed, CNN features are computed once (``configs/cifar10_zsl.py``: a small CNN trained on
+the training classes) and shared by every negative scheme; the metric model is trained with each
+scheme (``train_and_evaluate_zsl``, model selection and GZSL calibration on validation only), and
+ESZSL is fitted on the same features (its ``γ``, ``λ`` chosen on validation). Writes
+``<out>/results.json`` (every run, mean ± std per scheme, learning curves) and
+``<out>/learning_curves.png`` (unseen test accuracy per epoch, logged for the plot only), copies
+them to ``--results`` (default ``experiments/results/zsl_mining_<vectors>[_pairs].{json,png}``,
+none with ``--quick``) and prints a Markdown table. ``<out>`` (default ``/tmp/wsl_jax_zsl_mining``)
+also holds the feature files and the training workdirs; an interrupted study resumes from them.
+
+    python experiments/zsl_mining.py --out /tmp/zslm/socher                 # the study
+    python experiments/zsl_mining.py --class-vectors minilm --out /tmp/zslm/minilm \
+        --features-dir /tmp/zslm/socher/features                            # same features
+    python experiments/zsl_mining.py --pairs --seeds 0 --out /tmp/zslm/pairs  # 45 pairs
+    python experiments/zsl_mining.py --quick --out /tmp/zsl_quick           # CI smoke run
+
+``--pairs`` repeats the study for each of the 45 unseen pairs of CIFAR-10 classes (no validation
+classes then: selection on held-out seen images, no calibration) and averages over the pairs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from configs import cifar10_zsl
+from wsl_jax.data.cifar_mosaic import CIFAR10_CLASSES
+from wsl_jax.zsl import eszsl_fit, eszsl_scores
+from wsl_jax.zsl.protocol import (
+    calibrate_on_validation,
+    metrics_on_test,
+    validation_metric,
+)
+from wsl_jax.zsl.tasks import load_task
+from wsl_jax.zsl.training import train_and_evaluate_zsl
+
+SCHEMES = ("uniform", "hard", "semi_hard", "uncertain", "correlated", "mixture", "bootstrap")
+QUICK = {
+    "data.max_train_examples": 400,
+    "data.max_test_examples": 200,
+    "features.epochs": 1,
+    "features.widths": (8, 16),
+    "features.feature_dim": 32,
+    "features.batch_size": 32,
+    "train.epochs": 2,
+    "train.batch_size": 32,
+}
+ESZSL_GRID = tuple(10.0**k for k in range(-3, 3))
+
+
+def _set(config, overrides):
+    for key, value in overrides.items():
+        *parents, leaf = key.split(".")
+        node = config
+        for parent in parents:
+            node = node[parent]
+        node[leaf] = value
+    return config
+
+
+def _config(args, seed, scheme, unseen=None):
+    config = _set(cifar10_zsl.get_config(), QUICK if args.quick else {})
+    config.seed = seed
+    config.progress_bar = False
+    config.zsl.class_vectors = args.class_vectors
+    config.zsl.scheme = scheme
+    config.train.log_test_curve = True
+    if unseen is not None:
+        config.data.unseen_classes = unseen
+        config.data.val_classes = ()
+    if args.features_epochs:
+        config.features.epochs = args.features_epochs
+    if args.max_train_examples:
+        config.data.max_train_examples = args.max_train_examples
+    return config
+
+
+def _curve(workdir):
+    lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    return [x["test_zsl_unseen_acc"] for x in lines if "test_zsl_unseen_acc" in x]
+
+
+def run_eszsl(config, workdir) -> dict:
+    """ESZSL on the run's features: ``γ``, ``λ`` (and the calibration) chosen on validation."""
+    task = load_task(config, workdir, log=lambda *_: None)
+    train_att = task.attributes[task.train_classes]
+    y = np.searchsorted(task.train_classes, task.labels["train"])
+    best = None
+    for gamma, lam in itertools.product(ESZSL_GRID, ESZSL_GRID):
+        v = eszsl_fit(task.features["train"], y, train_att, gamma=gamma, lam=lam, coding="01")
+        scores = {
+            s: np.asarray(eszsl_scores(v, task.features[s], task.attributes)) for s in task.features
+        }
+        _, value = validation_metric(task, scores)
+        if best is None or value > best[0]:
+            best = (value, gamma, lam, scores)
+    value, gamma, lam, scores = best
+    calibration, _ = calibrate_on_validation(task, scores)
+    return {
+        "best_val_metric": value,
+        "gamma": gamma,
+        "lam": lam,
+        **metrics_on_test(task, scores, calibration=calibration),
+    }
+
+
+def _command(args, scheme):
+    flags = " --quick" if args.quick else ""
+    flags += f" --class-vectors {args.class_vectors}" if args.class_vectors != "socher" else ""
+    flags += " --pairs" if args.pairs else ""
+    flags += f" --features-epochs {args.features_epochs}" if args.features_epochs else ""
+    flags += f" --max-train-examples {args.max_train_examples}" if args.max_train_examples else ""
+    flags += f" --features-dir {args.features_dir}" if args.features_dir else ""
+    seeds = " ".join(map(str, args.seeds))
+    return f"python experiments/zsl_mining.py{flags} --seeds {seeds} --schemes {scheme}"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="/tmp/wsl_jax_zsl_mining")
+    parser.add_argument("--results", default="", help="JSON/PNG path prefix to copy results to")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--schemes", nargs="+", default=list(SCHEMES) + ["eszsl"])
+    parser.add_argument("--class-vectors", default="socher")
+    parser.add_argument("--pairs", action="store_true", help="all 45 unseen pairs")
+    parser.add_argument("--features-epochs", type=int, default=0)
+    parser.add_argument("--max-train-examples", type=int, default=0)
+    parser.add_argument("--features-dir", default="", help="feature cache (default <out>/features)")
+    parser.add_argument("--quick", action="store_true", help="tiny budget (CI)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    pairs = list(itertools.combinations(CIFAR10_CLASSES, 2)) if args.pairs else [None]
+    runs = []
+    for seed, unseen in itertools.product(args.seeds, pairs):
+        tag = f"seed{seed}" + ("" if unseen is None else "_" + "-".join(unseen))
+        # One feature file per seed (and pair), shared by every scheme and by both class vectors.
+        cache = Path(args.features_dir or out / "features") / f"{tag}.npz"
+        for scheme in args.schemes:
+            config = _config(args, seed, "hard" if scheme == "eszsl" else scheme, unseen)
+            config.data.features_cache = str(cache)
+            workdir = out / "runs" / scheme / tag
+            started = time.perf_counter()
+            if scheme == "eszsl":
+                if not cache.is_file():  # features come from a metric-model run otherwise
+                    train_and_evaluate_zsl(config, workdir)
+                result, curve = run_eszsl(config, workdir), []
+            else:
+                result, curve = train_and_evaluate_zsl(config, workdir), _curve(workdir)
+            runs.append(
+                {
+                    "scheme": scheme,
+                    "seed": seed,
+                    "unseen": unseen,
+                    "curve": curve,
+                    "seconds": time.perf_counter() - started,
+                    **{
+                        k: result[k]
+                        for k in ("zsl_unseen_acc", "gzsl", "calibration", "per_class_zsl")
+                    },
+                }
+            )
+            print(
+                f"{tag} {scheme}: ZSL {result['zsl_unseen_acc']:.3f} H {result['gzsl']['H']:.3f}",
+                flush=True,
+            )
+            table = _aggregate(runs, args)  # written after every run: partial results survive
+            (out / "results.json").write_text(
+                json.dumps({"args": vars(args), "table": table, "runs": runs}, indent=1)
+            )
+    _plot(runs, out / "learning_curves.png", args)
+    results = args.results or (
+        ""
+        if args.quick
+        else "experiments/results/zsl_mining_"
+        + args.class_vectors
+        + ("_pairs" if args.pairs else "")
+    )
+    if results:
+        Path(results).parent.mkdir(parents=True, exist_ok=True)
+        Path(results + ".json").write_bytes((out / "results.json").read_bytes())
+        Path(results + ".png").write_bytes((out / "learning_curves.png").read_bytes())
+    print("| scheme | ZSL unseen acc. | GZSL H | GZSL u | GZSL s | command |")
+    print("|---|---|---|---|---|---|")
+    for row in table:
+        print(
+            f"| {row['scheme']} | {row['zsl']} | {row['H']} | {row['u']} | {row['s']} | "
+            f"`{row['command']}` |"
+        )
+    return table
+
+
+def _aggregate(runs, args):
+    table = []
+    for scheme in args.schemes:
+        rows = [r for r in runs if r["scheme"] == scheme]
+        if not rows:
+            continue
+
+        def stat(values):
+            values = 100 * np.asarray(values)
+            return f"{values.mean():.1f} ± {values.std():.1f}"
+
+        table.append(
+            {
+                "scheme": scheme,
+                "n": len(rows),
+                "zsl": stat([r["zsl_unseen_acc"] for r in rows]),
+                "H": stat([r["gzsl"]["H"] for r in rows]),
+                "u": stat([r["gzsl"]["u"] for r in rows]),
+                "s": stat([r["gzsl"]["s"] for r in rows]),
+                "command": _command(args, scheme),
+            }
+        )
+    return table
+
+
+def _plot(runs, path, args):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for scheme in args.schemes:
+        curves = [r["curve"] for r in runs if r["scheme"] == scheme and r["curve"]]
+        if not curves:
+            continue
+        length = min(len(c) for c in curves)
+        mean = 100 * np.mean([c[:length] for c in curves], axis=0)
+        ax.plot(np.arange(1, length + 1), mean, marker="o", markersize=3, label=scheme)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("unseen test accuracy (%), mean over runs")
+    ax.set_title(
+        f"CIFAR-10 zero-shot ({args.class_vectors} vectors)"
+        + (", 45 pairs" if args.pairs else ", unseen cat/truck")
+    )
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    main()

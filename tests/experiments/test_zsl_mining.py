@@ -1,0 +1,33 @@
+"""``experiments/zsl_mining.py --quick`` runs end to end and writes its JSON and PNG."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+CIFAR = ROOT / ".." / "shared" / "data" / "cifar10" / "cifar10-jpg.tar.gz"
+
+
+def test_quick_study_writes_results_and_plot(tmp_path, monkeypatch):
+    if not CIFAR.is_file():
+        pytest.skip(f"CIFAR-10 archive not found at {CIFAR} (see ../shared/data/README.md)")
+    monkeypatch.chdir(ROOT)  # the config's default data paths are relative to the repository
+    spec = importlib.util.spec_from_file_location(
+        "zsl_mining", ROOT / "experiments" / "zsl_mining.py"
+    )
+    study = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(study)
+    out = tmp_path / "study"
+    table = study.main(
+        ["--quick", "--seeds", "0", "--schemes", "uniform", "bootstrap", "eszsl", "--out", str(out)]
+    )
+    assert [row["scheme"] for row in table] == ["uniform", "bootstrap", "eszsl"]
+    results = json.loads((out / "results.json").read_text())
+    assert len(results["runs"]) == 3 and (out / "learning_curves.png").stat().st_size > 1000
+    uniform, _, eszsl = results["runs"]
+    assert len(uniform["curve"]) == 2 and eszsl["curve"] == []  # one point per epoch
+    assert uniform["per_class_zsl"].keys() == {"cat", "truck"}
+    # every scheme of a seed shares one feature file
+    assert [p.name for p in (out / "features").iterdir()] == ["seed0.npz"]

@@ -1,0 +1,39 @@
+"""``train_and_evaluate(config, workdir)``: dispatches a config to its training loop.
+
+``config.task == "zsl"`` runs the zero-shot metric-learning loop
+(:func:`wsl_jax.zsl.training.train_and_evaluate_zsl`); anything else (default ``"wsl"``) the
+weakly supervised loop (:func:`wsl_jax.train.loop.train_and_evaluate`).
+"""
+
+from __future__ import annotations
+
+__all__ = ["train_and_evaluate"]
+
+TASKS = ("wsl", "zsl")
+
+
+def train_and_evaluate(config, workdir) -> dict:
+    """Trains and evaluates ``config`` in ``workdir`` with the loop of ``config.task``.
+
+    >>> import tempfile
+    >>> from wsl_jax.zsl.config import synthetic_config
+    >>> config = synthetic_config()
+    >>> config.train.epochs = 1
+    >>> train_and_evaluate(config, tempfile.mkdtemp())["epochs"]
+    1
+    >>> config.task = "detection"
+    >>> train_and_evaluate(config, tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    ValueError: config.task must be one of ('wsl', 'zsl'), got 'detection'.
+    """
+    task = config.get("task", "wsl")
+    if task == "zsl":
+        from wsl_jax.zsl.training import train_and_evaluate_zsl
+
+        return train_and_evaluate_zsl(config, workdir)
+    if task == "wsl":
+        from wsl_jax.train.loop import train_and_evaluate as train_wsl
+
+        return train_wsl(config, workdir)
+    raise ValueError(f"config.task must be one of {TASKS}, got {task!r}.")

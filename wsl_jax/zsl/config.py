@@ -1,0 +1,101 @@
+"""Default settings of a zero-shot run (``config.task == "zsl"``), shared by ``configs/*zsl*.py``.
+
+``base_config()`` holds every field :func:`wsl_jax.zsl.training.train_and_evaluate_zsl` reads;
+the config files change what differs. Fields:
+
+* ``zsl``: ``scheme`` (one of :data:`wsl_jax.zsl.SCHEMES`), ``n_neg``, ``lam`` (attribute
+  regression weight), ``rank`` (0: ``p``), ``hidden_dims`` (MLP image map, ``()``: linear),
+  ``init_bias``, ``class_vectors``, ``normalize_class_vectors``, and the scheme options
+  ``margin`` / ``fallback`` (semi_hard), ``temperature`` (correlated), ``fractions`` (mixture),
+  ``warmup_epochs`` / ``anneal_epochs`` (bootstrap: uniform, then annealed to hard).
+* ``optimizer``: AdamW ``learning_rate``, ``weight_decay``.
+* ``train``: ``epochs``, ``batch_size`` (global, divisible by the device count),
+  ``num_devices`` (0: all), ``checkpoint_every`` / ``eval_every`` (epochs), ``keep_checkpoints``,
+  ``log_test_curve`` (also log the unseen test accuracy per epoch, for learning curves; never
+  used for model selection).
+* ``eval.batch_size``; ``data`` and ``features``: see :mod:`wsl_jax.zsl.tasks`.
+"""
+
+from __future__ import annotations
+
+import ml_collections
+
+__all__ = ["base_config", "synthetic_config"]
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Every field of a ZSL config, with defaults (data fields are set by the config files).
+
+    >>> c = base_config()
+    >>> c.task, c.zsl.scheme, c.train.epochs
+    ('zsl', 'hard', 30)
+    """
+    config = ml_collections.ConfigDict()
+    config.task = "zsl"
+    config.seed = 0
+    config.progress_bar = True
+
+    config.data = ml_collections.ConfigDict()
+    config.data.name = ""
+    config.data.dir = ""
+    config.data.val_fraction = 0.1
+
+    config.zsl = ml_collections.ConfigDict()
+    config.zsl.scheme = "hard"
+    config.zsl.n_neg = 2
+    config.zsl.lam = 0.1
+    config.zsl.rank = 0
+    config.zsl.hidden_dims = ()
+    config.zsl.init_bias = 1.0
+    config.zsl.class_vectors = "att"
+    config.zsl.normalize_class_vectors = True
+    config.zsl.margin = 1.0
+    config.zsl.fallback = "hard"
+    config.zsl.temperature = 0.1
+    config.zsl.fractions = ml_collections.ConfigDict({"hard": 0.5, "uniform": 0.5})
+    config.zsl.warmup_epochs = 5
+    config.zsl.anneal_epochs = 5
+
+    config.optimizer = ml_collections.ConfigDict()
+    config.optimizer.learning_rate = 1e-3
+    config.optimizer.weight_decay = 1e-4
+
+    config.train = ml_collections.ConfigDict()
+    config.train.epochs = 30
+    config.train.batch_size = 256
+    config.train.num_devices = 0
+    config.train.checkpoint_every = 1
+    config.train.eval_every = 1
+    config.train.keep_checkpoints = 2
+    config.train.log_test_curve = False
+
+    config.eval = ml_collections.ConfigDict()
+    config.eval.batch_size = 2048
+    return config
+
+
+def synthetic_config() -> ml_collections.ConfigDict:
+    """A small synthetic task (features linear in random attributes): tests and benchmarks.
+
+    >>> c = synthetic_config()
+    >>> c.data.name, c.data.num_classes, c.train.batch_size
+    ('synthetic', 12, 32)
+    """
+    config = base_config()
+    config.progress_bar = False
+    config.data.name = "synthetic"
+    config.data.num_classes = 12
+    config.data.num_unseen = 3
+    config.data.num_val_classes = 2
+    config.data.feature_dim = 16
+    config.data.attribute_dim = 8
+    config.data.examples_per_class = 40
+    config.data.noise = 0.1
+    config.data.data_seed = 0
+    config.zsl.class_vectors = "random"
+    config.zsl.n_neg = 3
+    config.optimizer.learning_rate = 1e-2
+    config.train.epochs = 3
+    config.train.batch_size = 32
+    config.eval.batch_size = 64
+    return config

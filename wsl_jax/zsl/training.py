@@ -1,0 +1,417 @@
+"""``train_and_evaluate_zsl(config, workdir)``: the sharded, checkpointed zero-shot training loop.
+
+The conventions of :mod:`wsl_jax.train.loop`: a mesh over the devices (one ``"data"`` axis), a
+replicated :class:`~wsl_jax.train.state.TrainState`, global batches sharded on ``"data"``
+(:func:`wsl_jax.data.make_global_batch`), a jitted step that donates the state, orbax checkpoints
+of the state (``--workdir`` of an interrupted run resumes it, bitwise), ``config.json`` guarding
+the workdir against another config, ``metrics.jsonl``, ``summary.json`` and a progress bar.
+
+Training is epoch-based over the (small) feature arrays of the training split: epoch ``e`` visits
+the examples in the order ``numpy.random.default_rng([seed, e]).permutation`` (dropping the
+remainder), so a resumed run sees the same batches. Negatives are mined inside the step, per
+example (hence per device), from the ``B × C_train`` distances of the current model, with the key
+``fold_in(key(seed), step)``. Model selection and the calibration of GZSL use the validation
+splits only (see :mod:`wsl_jax.zsl.protocol`); the test splits are evaluated once at the end with
+the selected parameters (and, with ``config.train.log_test_curve``, logged per epoch for learning
+curves, never used for selection).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+import warnings
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+import orbax.checkpoint as ocp
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+from tqdm.auto import tqdm
+
+from wsl_jax.data import make_global_batch
+from wsl_jax.train.state import TrainState
+from wsl_jax.zsl.mining import SCHEMES, bootstrap_schedule, make_pairs, mine_negatives
+from wsl_jax.zsl.model import _distances, init_metric_params, pair_loss
+from wsl_jax.zsl.protocol import (
+    calibrate_on_validation,
+    metrics_on_test,
+    score_split,
+    validation_metric,
+)
+from wsl_jax.zsl.tasks import load_task
+
+__all__ = [
+    "evaluate_zsl_workdir",
+    "make_mesh",
+    "make_zsl_train_step",
+    "mining_options",
+    "train_and_evaluate_zsl",
+]
+
+
+def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
+    """A 1-D ``"data"`` mesh over the first ``num_devices`` devices (0: all), with an ``Auto``
+    axis so that XLA partitions the batch-sharded matrix products and their gradients.
+
+    >>> dict(make_mesh(1).shape)
+    {'data': 1}
+    """
+    n = num_devices or jax.device_count()
+    if not 1 <= n <= jax.device_count():
+        raise ValueError(
+            f"config.train.num_devices must be in [0, {jax.device_count()}], got {num_devices}."
+        )
+    return jax.make_mesh(
+        (n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:n]
+    )
+
+
+def mining_options(config, *, steps_per_epoch: int) -> tuple:
+    """``(static options, hard_fraction(step) or None)`` of ``config.zsl.scheme``.
+
+    >>> from wsl_jax.zsl.config import base_config
+    >>> c = base_config()
+    >>> c.zsl.scheme = "semi_hard"
+    >>> mining_options(c, steps_per_epoch=10)
+    ({'margin': 1.0, 'fallback': 'hard'}, None)
+    >>> c.zsl.scheme = "bootstrap"
+    >>> opts, schedule = mining_options(c, steps_per_epoch=10)
+    >>> opts, float(schedule(50)), float(schedule(100))
+    ({}, 0.0, 1.0)
+    """
+    z = config.zsl
+    scheme = z.scheme
+    if scheme not in SCHEMES:
+        raise ValueError(f"config.zsl.scheme must be one of {SCHEMES}, got {scheme!r}.")
+    if scheme == "bootstrap":
+        warmup, anneal = z.warmup_epochs * steps_per_epoch, z.anneal_epochs * steps_per_epoch
+        return {}, functools.partial(bootstrap_schedule, warmup_steps=warmup, anneal_steps=anneal)
+    if scheme == "semi_hard":
+        return {"margin": z.margin, "fallback": z.fallback}, None
+    if scheme == "mixture":
+        fractions = dict(z.fractions)
+        unknown = set(fractions) - set(SCHEMES) | ({"mixture", "bootstrap"} & set(fractions))
+        if unknown or not fractions:
+            raise ValueError(
+                f"config.zsl.fractions must map base schemes to fractions, got {fractions}."
+            )
+        options = {"fractions": fractions}
+        if "semi_hard" in fractions:
+            options |= {"margin": z.margin, "fallback": z.fallback}
+        if "correlated" in fractions:
+            options["temperature"] = z.temperature
+        return options, None
+    if scheme == "correlated":
+        return {"temperature": z.temperature}, None
+    return {}, None
+
+
+def make_zsl_train_step(
+    tx, mesh, *, scheme: str, n_neg: int, lam: float, options: dict, seed: int, hard_fraction=None
+):
+    """The jitted step ``(state, x, y, attributes) → (state, metrics)``; the state is donated.
+
+    ``x`` ``(B, d)`` and ``y`` ``(B,)`` (rows of ``attributes``, the training classes) are sharded
+    on ``"data"``; negatives are mined inside the step with ``fold_in(key(seed), state.step)``.
+
+    >>> import optax
+    >>> mesh = make_mesh()
+    >>> params = init_metric_params(jax.random.key(0), feature_dim=4, attribute_dim=3)
+    >>> tx = optax.adam(1e-2)
+    >>> state = TrainState(jnp.zeros((), jnp.int32), params, {}, tx.init(params))
+    >>> step = make_zsl_train_step(tx, mesh, scheme="uniform", n_neg=2, lam=0.1, options={},
+    ...                            seed=0)
+    >>> b = make_global_batch({"x": np.ones((8, 4), np.float32), "y": np.arange(8) % 3}, mesh)
+    >>> state, m = step(state, b["x"], b["y"], jnp.eye(3))
+    >>> int(state.step), sorted(m)
+    (1, ['grad_norm', 'loss'])
+    """
+    replicated = NamedSharding(mesh, P())
+    key = jax.random.key(seed)
+
+    @functools.partial(jax.jit, donate_argnums=0, out_shardings=(replicated, replicated))
+    def step(state, x, y, attributes):
+        opts = dict(options)
+        if scheme == "correlated" or "correlated" in opts.get("fractions", {}):
+            opts["attributes"] = attributes
+        if scheme in ("uncertain",) or "uncertain" in opts.get("fractions", {}):
+            opts["bias"] = jax.lax.stop_gradient(state.params["b"])
+        if hard_fraction is not None:
+            opts["hard_fraction"] = hard_fraction(state.step)
+        dist = jax.lax.stop_gradient(_distances(state.params, x, attributes))
+        negatives = mine_negatives(
+            scheme, dist, y, n_neg=n_neg, key=jax.random.fold_in(key, state.step), **opts
+        )
+        classes, signs = make_pairs(y, negatives)
+
+        def loss_fn(params):
+            return pair_loss(params, x, attributes, classes, signs, lam=lam).mean()
+
+        loss, grads = jax.value_and_grad(loss_fn)(state.params)
+        updates, opt_state = tx.update(grads, state.opt_state, state.params)
+        new_state = state.replace(
+            step=state.step + 1,
+            opt_state=opt_state,
+            params=optax.apply_updates(state.params, updates),
+        )
+        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+
+    return step
+
+
+def _init_state(config, task, tx, mesh):
+    z = config.zsl
+    params = init_metric_params(
+        jax.random.fold_in(jax.random.key(config.seed), 0),
+        feature_dim=task.feature_dim,
+        attribute_dim=task.attributes.shape[1],
+        rank=z.rank or None,
+        hidden_dims=tuple(z.hidden_dims),
+        init_bias=z.init_bias,
+    )
+    state = TrainState(jnp.zeros((), jnp.int32), params, {}, tx.init(params))
+    return jax.device_put(state, NamedSharding(mesh, P()))
+
+
+def _check_workdir(config, workdir: Path):
+    path = workdir / "config.json"
+    if path.exists() and json.loads(path.read_text()) != json.loads(config.to_json()):
+        raise ValueError(
+            f"workdir {workdir} holds a run of a different config ({path}); use a "
+            f"new --workdir or the same config to resume."
+        )
+    if jax.process_index() == 0:
+        path.write_text(config.to_json(indent=2))
+
+
+def _restore(manager, abstract):
+    for step in sorted(manager.all_steps(), reverse=True):
+        try:
+            return manager.restore(step, args=ocp.args.StandardRestore(abstract)), step
+        except Exception as error:  # noqa: BLE001 — an unreadable checkpoint: try an older one.
+            warnings.warn(
+                f"checkpoint at step {step} is unreadable ({error}); removing it", stacklevel=2
+            )
+            manager.delete(step)
+    return None, 0
+
+
+class _Metrics:
+    """``metrics.jsonl``; on resume, lines of steps after the restored one are dropped."""
+
+    def __init__(self, workdir: Path, restored_step: int):
+        self.path = workdir / "metrics.jsonl"
+        if self.path.exists() and jax.process_index() == 0:
+            lines = [
+                ln
+                for ln in self.path.read_text().splitlines()
+                if ln and json.loads(ln)["step"] <= restored_step
+            ]
+            self.path.write_text("".join(ln + "\n" for ln in lines))
+
+    def write(self, step, **values):
+        if jax.process_index():
+            return
+        with open(self.path, "a") as f:
+            f.write(json.dumps({"step": int(step), **values}) + "\n")
+
+
+def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = None) -> dict:
+    """Trains the metric model of ``config`` in ``workdir`` (resuming it), selects it on
+    validation and evaluates it on test; returns (and writes) the summary.
+
+    ``stop_after_epochs`` ends this call after that many epochs (an interruption, for tests).
+
+    Example (the synthetic task, 3 epochs on every device)::
+
+        >>> import tempfile
+        >>> from wsl_jax.zsl.config import synthetic_config
+        >>> s = train_and_evaluate_zsl(synthetic_config(), tempfile.mkdtemp())
+        >>> s["epochs"], s["val_metric"], 0.0 <= s["zsl_unseen_acc"] <= 1.0
+        (3, 'val_zsl_acc', True)
+    """
+    workdir = Path(workdir).expanduser()
+    workdir.mkdir(parents=True, exist_ok=True)
+    _check_workdir(config, workdir)
+    mesh = make_mesh(config.train.num_devices)
+    num_devices = mesh.shape["data"]
+    batch_size = config.train.batch_size
+    if batch_size < 1 or batch_size % num_devices:
+        raise ValueError(
+            f"config.train.batch_size={batch_size} must be a positive multiple of "
+            f"the number of devices ({num_devices})."
+        )
+    if config.train.epochs < 1:
+        raise ValueError(f"config.train.epochs must be >= 1, got {config.train.epochs}.")
+    mining_options(config, steps_per_epoch=1)  # Unknown schemes fail before any heavy work.
+    verbose = config.get("progress_bar", True)
+    task = load_task(config, workdir, log=print if verbose else (lambda *_: None))
+    x_train = task.features["train"]
+    to_row = np.full(task.num_classes, -1, np.int32)
+    to_row[task.train_classes] = np.arange(len(task.train_classes))
+    y_train = to_row[task.labels["train"]]
+    steps_per_epoch = len(x_train) // batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(
+            f"config.train.batch_size={batch_size} exceeds the {len(x_train)} training examples."
+        )
+    train_attributes = jax.device_put(task.attributes[task.train_classes], NamedSharding(mesh, P()))
+
+    tx = optax.adamw(config.optimizer.learning_rate, weight_decay=config.optimizer.weight_decay)
+    options, schedule = mining_options(config, steps_per_epoch=steps_per_epoch)
+    step_fn = make_zsl_train_step(
+        tx,
+        mesh,
+        scheme=config.zsl.scheme,
+        n_neg=config.zsl.n_neg,
+        lam=config.zsl.lam,
+        options=options,
+        seed=config.seed,
+        hard_fraction=schedule,
+    )
+    state = _init_state(config, task, tx, mesh)
+    manager = ocp.CheckpointManager(
+        (workdir / "checkpoints").absolute(),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=config.train.keep_checkpoints, create=True
+        ),
+    )
+    restored, start_step = _restore(manager, state)
+    if restored is not None:
+        state = restored
+    if start_step % steps_per_epoch:
+        raise ValueError(
+            f"checkpoint step {start_step} is not at an epoch boundary "
+            f"({steps_per_epoch} steps per epoch): a different data set?"
+        )
+    writer = _Metrics(workdir, start_step)
+    best_path = workdir / "best.json"
+    best = json.loads(best_path.read_text()) if best_path.exists() else {"value": -1.0, "epoch": 0}
+    checkpointer = ocp.StandardCheckpointer()
+
+    epochs = config.train.epochs
+    first = start_step // steps_per_epoch
+    last = epochs if stop_after_epochs is None else min(epochs, first + stop_after_epochs)
+    bar = tqdm(
+        total=epochs * steps_per_epoch,
+        initial=start_step,
+        desc="zsl train",
+        unit="step",
+        disable=not verbose,
+    )
+    started = time.perf_counter()
+    for epoch in range(first, last):
+        order = np.random.default_rng([config.seed, epoch]).permutation(len(x_train))
+        losses = []
+        for i in range(steps_per_epoch):
+            idx = order[i * batch_size : (i + 1) * batch_size]
+            idx = idx.reshape(jax.process_count(), -1)[jax.process_index()]  # this host's rows
+            batch = make_global_batch({"x": x_train[idx], "y": y_train[idx]}, mesh)
+            state, step_metrics = step_fn(state, batch["x"], batch["y"], train_attributes)
+            losses.append(step_metrics["loss"])
+            bar.update(1)
+        done = epoch + 1
+        loss = float(np.mean(jax.device_get(losses)))
+        if not np.isfinite(loss):
+            raise FloatingPointError(
+                f"non-finite loss {loss} in epoch {done}; the last good "
+                f"checkpoint is kept in {workdir / 'checkpoints'}."
+            )
+        bar.set_postfix(loss=f"{loss:.4f}")
+        step = done * steps_per_epoch
+        writer.write(
+            step,
+            epoch=done,
+            loss=loss,
+            grad_norm=float(step_metrics["grad_norm"]),
+            epochs_per_s=(done - first) / (time.perf_counter() - started),
+        )
+        if done % config.train.eval_every == 0 or done == epochs:
+            scores = _score(state.params, task, config, ("val_seen", "val_unseen"))
+            name, value = validation_metric(task, scores)
+            record = {name: value}
+            if config.train.get("log_test_curve", False):  # Learning curves only.
+                test = _score(state.params, task, config, ("test_seen", "test_unseen"))
+                record["test_zsl_unseen_acc"] = metrics_on_test(task, test, calibration=0.0)[
+                    "zsl_unseen_acc"
+                ]
+            writer.write(step, epoch=done, **record)
+            if value > best["value"]:  # Model selection on validation, never on test.
+                best = {"value": value, "epoch": done, "metric": name}
+                checkpointer.save((workdir / "best").absolute(), state.params, force=True)
+                checkpointer.wait_until_finished()
+                if jax.process_index() == 0:
+                    best_path.write_text(json.dumps(best))
+        if done % config.train.checkpoint_every == 0 or done == epochs:
+            manager.save(step, args=ocp.args.StandardSave(state))
+    bar.close()
+    manager.wait_until_finished()
+    if last < epochs:
+        return {"interrupted_after_epoch": last}
+
+    summary = _final_evaluation(config, task, workdir, state.params)
+    summary |= {
+        "best_val_metric": best["value"],
+        "best_epoch": best["epoch"],
+        "epochs": epochs,
+        "steps": epochs * steps_per_epoch,
+        "scheme": config.zsl.scheme,
+        "num_devices": num_devices,
+    }
+    writer.write(
+        epochs * steps_per_epoch,
+        **{k: v for k, v in summary.items() if not k.startswith("per_class")},
+    )
+    if jax.process_index() == 0:
+        (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
+
+
+def _score(params, task, config, splits):
+    return {
+        s: score_split(params, task.features[s], task.attributes, batch_size=config.eval.batch_size)
+        for s in splits
+    }
+
+
+def _final_evaluation(config, task, workdir, abstract_params) -> dict:
+    params = ocp.StandardCheckpointer().restore((workdir / "best").absolute(), abstract_params)
+    scores = _score(params, task, config, ("val_seen", "val_unseen", "test_seen", "test_unseen"))
+    name, _ = validation_metric(task, scores)
+    gamma, val_gzsl = calibrate_on_validation(task, scores)
+    out = metrics_on_test(task, scores, calibration=gamma)
+    return {
+        "val_metric": name,
+        "val_gzsl": val_gzsl,
+        **out,
+        "num_examples": {k: len(v) for k, v in task.labels.items()},
+    }
+
+
+def evaluate_zsl_workdir(workdir) -> dict:
+    """Re-evaluates the validation-selected parameters of a ZSL workdir; writes
+    ``zsl_eval.json`` (ZSL / GZSL metrics and per-class accuracies) and returns it.
+
+    Example (not run; needs a trained workdir)::
+
+        evaluate_zsl_workdir("/tmp/zsl_cifar")["per_class_zsl"]   # {'cat': ..., 'truck': ...}
+    """
+    workdir = Path(workdir).expanduser()
+    config_file, best = workdir / "config.json", workdir / "best"
+    if not config_file.is_file():
+        raise FileNotFoundError(f"{config_file} not found: is {workdir} a training workdir?")
+    if not best.is_dir():
+        raise FileNotFoundError(f"{best} not found: the run has not been validated yet.")
+    config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
+    task = load_task(config, workdir, log=lambda *_: None)
+    tx = optax.adamw(config.optimizer.learning_rate)
+    abstract = _init_state(config, task, tx, make_mesh(1)).params
+    results = _final_evaluation(config, task, workdir, abstract)
+    (workdir / "zsl_eval.json").write_text(json.dumps(results, indent=2))
+    return results
