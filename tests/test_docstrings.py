@@ -5,10 +5,6 @@ docstring with a runnable example (a ``>>>`` doctest; ``setup.cfg`` runs them wi
 Public: modules whose dotted path has no part starting with ``_``; in a module, the names of its
 ``__all__`` or, without one, the names not starting with ``_``; only functions and classes defined in
 that module count (re-exports are checked where they are defined).
-
-``PENDING_EXAMPLES`` is a temporary allow-list of known offenders in files being edited elsewhere;
-empty it as they get examples (an entry that no longer offends fails the test, so the list only
-shrinks).
 """
 
 import importlib
@@ -18,25 +14,6 @@ import pkgutil
 import wsl_jax
 
 MODULE = "<module>"
-
-# Temporary: (module, name) without a ``>>>`` example yet; ``MODULE`` stands for the module docstring.
-PENDING_EXAMPLES = (
-    ("wsl_jax.train.entry", MODULE),
-    ("wsl_jax.zsl.checks", MODULE),
-    ("wsl_jax.zsl.cifar_features", MODULE),
-    ("wsl_jax.zsl.cifar_features", "load_cifar10"),
-    ("wsl_jax.zsl.config", MODULE),
-    ("wsl_jax.zsl.eszsl", MODULE),
-    ("wsl_jax.zsl.evaluation", MODULE),
-    ("wsl_jax.zsl.mining", MODULE),
-    ("wsl_jax.zsl.model", MODULE),
-    ("wsl_jax.zsl.protocol", MODULE),
-    ("wsl_jax.zsl.splits", MODULE),
-    ("wsl_jax.zsl.tasks", MODULE),
-    ("wsl_jax.zsl.tasks", "cifar10_class_vectors"),
-    ("wsl_jax.zsl.training", MODULE),
-    ("wsl_jax.zsl.training", "evaluate_zsl_workdir"),
-)
 
 
 def public_modules():
@@ -92,17 +69,7 @@ def offenders():
 
 
 def test_every_public_module_function_and_class_has_an_example():
-    new = [o for o in offenders() if o not in PENDING_EXAMPLES]
-    assert not new, "docstrings without a runnable example (>>>):\n" + "\n".join(
-        f"  {module}: {name}" for module, name in new
+    missing = offenders()
+    assert not missing, "docstrings without a runnable example (>>>):\n" + "\n".join(
+        f"  {module}: {name}" for module, name in missing
     )
-
-
-def test_pending_examples_allow_list_only_shrinks():
-    current = set(offenders())
-    fixed = [o for o in PENDING_EXAMPLES if o not in current]
-    assert not fixed, (
-        "these now have examples (or are gone): remove them from PENDING_EXAMPLES in "
-        "tests/test_docstrings.py:\n" + "\n".join(f"  {m}: {n}" for m, n in fixed)
-    )
-    assert len(set(PENDING_EXAMPLES)) == len(PENDING_EXAMPLES)

@@ -1,8 +1,13 @@
 """``train_and_evaluate(config, workdir)``: dispatches a config to its training loop.
 
 ``config.task == "zsl"`` runs the zero-shot metric-learning loop
-(:func:`wsl_jax.zsl.training.train_and_evaluate_zsl`); anything else (default ``"wsl"``) the
-weakly supervised loop (:func:`wsl_jax.train.loop.train_and_evaluate`).
+(:func:`wsl_jax.zsl.training.train_and_evaluate_zsl`), ``"wsl"`` (the default) the weakly
+supervised loop (:func:`wsl_jax.train.loop.train_and_evaluate`); other tasks are refused.
+
+>>> from wsl_jax.train.entry import TASKS
+>>> from wsl_jax.zsl.config import base_config
+>>> TASKS, base_config().task
+(('wsl', 'zsl'), 'zsl')
 """
 
 from __future__ import annotations
@@ -17,10 +22,12 @@ def train_and_evaluate(config, workdir) -> dict:
 
     >>> import tempfile
     >>> from wsl_jax.zsl.config import synthetic_config
-    >>> config = synthetic_config()
-    >>> config.train.epochs = 1
-    >>> train_and_evaluate(config, tempfile.mkdtemp())["epochs"]
-    1
+    >>> config = synthetic_config()  # config.task == "zsl"
+    >>> config.zsl.scheme = "hardest"
+    >>> train_and_evaluate(config, tempfile.mkdtemp())  # the ZSL loop checks it before any work
+    Traceback (most recent call last):
+    ...
+    ValueError: config.zsl.scheme must be one of (...), got 'hardest'.
     >>> config.task = "detection"
     >>> train_and_evaluate(config, tempfile.mkdtemp())
     Traceback (most recent call last):

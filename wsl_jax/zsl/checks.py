@@ -3,6 +3,16 @@
 Every check raises ``ValueError`` with a message naming the offending argument. Checks that
 need values (NaN, overlapping splits, class ids) run only on concrete arrays: under ``jit`` the
 arrays are tracers and the checks are skipped, so that the pure functions stay jittable.
+
+>>> import jax, jax.numpy as jnp
+>>> from wsl_jax.zsl.checks import check_finite
+>>> x = jnp.array([1.0, jnp.nan])
+>>> jax.jit(lambda x: check_finite("x", x) or x)(x)  # a tracer: skipped
+Array([ 1., nan], dtype=float32)
+>>> check_finite("x", x)
+Traceback (most recent call last):
+...
+ValueError: `x` contains NaN or inf values (1 of 2 entries).
 """
 
 from __future__ import annotations

@@ -3,6 +3,12 @@
 A small convolutional classifier is trained on images of the training classes only; its
 penultimate layer (after global average pooling and one ReLU dense layer) gives the image features
 of every image, seen or unseen class. Unseen-class images are never used for training.
+
+>>> import jax, numpy as np
+>>> m = FeatureCNN(num_classes=8, widths=(4,), feature_dim=5)  # 8 training classes
+>>> p = m.init(jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32))["params"]
+>>> extract_features(m, p, np.zeros((3, 32, 32, 3), np.uint8)).shape  # images of any class
+(3, 5)
 """
 
 from __future__ import annotations
@@ -37,10 +43,19 @@ def load_cifar10(
     training images of those classes; ``max_*_examples > 0`` keeps a class-stratified random subset
     (``numpy.random.default_rng(seed)``) of at most that many, in archive order.
 
-    Example (not run; reads the 20 MB archive)::
+    Example (a three-image archive in the layout of the real one, ``<split>/<class>/<file>.jpg``):
 
-        data = load_cifar10("../shared/data/cifar10/cifar10-jpg.tar.gz", max_test_examples=1000)
-        data["test"][0].shape   # (1000, 32, 32, 3)
+    >>> import io, os, tarfile, tempfile
+    >>> from PIL import Image
+    >>> path = os.path.join(tempfile.mkdtemp(), "cifar.tar.gz")
+    >>> with tarfile.open(path, "w:gz") as tar:
+    ...     for name in ("train/cat/0.jpg", "train/ship/0.jpg", "test/ship/0.jpg"):
+    ...         b = io.BytesIO(); Image.new("RGB", (32, 32)).save(b, format="JPEG")
+    ...         info = tarfile.TarInfo(name); info.size = b.tell(); _ = b.seek(0)
+    ...         tar.addfile(info, b)
+    >>> data = load_cifar10(path, train_classes=[3])  # training images of cat (id 3) only
+    >>> data["train"][0].shape, data["train"][1].tolist(), data["test"][1].tolist()
+    ((1, 32, 32, 3), [3], [8])
     """
     archive = read_cifar_archive(path)
     rng = np.random.default_rng(seed)

@@ -14,6 +14,12 @@ the config files change what differs. Fields:
   ``log_test_curve`` (also log the unseen test accuracy per epoch, for learning curves; never
   used for model selection).
 * ``eval.batch_size``; ``data`` and ``features``: see :mod:`wsl_jax.zsl.tasks`.
+
+>>> from wsl_jax.zsl.config import base_config
+>>> c = base_config()
+>>> c.zsl.scheme = "semi_hard"  # what a config file changes
+>>> c.task, sorted(c)
+('zsl', ['data', 'eval', 'optimizer', 'progress_bar', 'seed', 'task', 'train', 'zsl'])
 """
 
 from __future__ import annotations

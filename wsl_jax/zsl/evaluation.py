@@ -7,6 +7,17 @@ listed first. GZSL follows Xian et al. (GBU): ``s`` is the accuracy on test-seen
 ``u`` on test-unseen images, both predicted over *all* seen + unseen classes, and
 ``H = 2us / (u + s)`` (0 when ``u + s = 0``). Calibrated stacking (Chao et al. 2016) subtracts
 ``calibration`` from the seen-class scores before the arg-max.
+
+>>> import jax.numpy as jnp
+>>> from wsl_jax.zsl import gzsl_metrics, zsl_accuracy
+>>> s_seen = jnp.array([[2., 0., 1.], [0., 2., 1.]])  # seen classes 0, 1; unseen 2
+>>> s_unseen = jnp.array([[2., 0., 1.], [0., 0., 1.]])
+>>> float(zsl_accuracy(s_unseen, jnp.array([2, 2]), classes=[2]))  # among unseen classes only
+1.0
+>>> m = gzsl_metrics(s_seen, jnp.array([0, 1]), s_unseen, jnp.array([2, 2]),
+...                  seen_classes=[0, 1], unseen_classes=[2])
+>>> float(m["u"]), float(m["s"])  # over all classes: one unseen image goes to seen class 0
+(0.5, 1.0)
 """
 
 from __future__ import annotations

@@ -32,6 +32,12 @@ classes that may be negatives (default: all ``C``).
 Validity (labels seen, ``n_neg ≤ #seen − 1``) is checked on concrete inputs; under ``jit`` with a
 traced ``seen_mask`` only ``n_neg ≤ C − 1`` is checked, and asking for more negatives than there
 are valid classes then returns invalid ids.
+
+>>> import jax, jax.numpy as jnp
+>>> from wsl_jax.zsl import mine_negatives
+>>> d, y = jnp.array([[0.0, 0.3, 0.1, 5.0]]), jnp.array([0])  # positive class 0
+>>> [mine_negatives(s, d, y, n_neg=2, key=jax.random.key(0)).tolist() for s in ("hard", "uniform")]
+[[[2, 1]], [[...]]]
 """
 
 from __future__ import annotations

@@ -21,6 +21,13 @@ The image map is thus chosen by the pytree's contents, behind the same pure func
 Shapes: ``x`` is ``(B, d)``; ``attributes`` is ``(C, p)``, one row per class (the xlsa17 ``att``
 array is ``(p, C)``: transpose it). Weight decay is left to the optimiser
 (``optax.adamw`` / ``optax.add_decayed_weights``).
+
+>>> import jax.numpy as jnp
+>>> from wsl_jax.zsl import distances, predict, scores
+>>> params = {"W": jnp.eye(2), "L": jnp.eye(2), "b": jnp.array(1.)}  # φ(x) = x, M = I
+>>> x, att = jnp.array([[1., 0.]]), jnp.array([[1., 0.], [0., 1.]])
+>>> distances(params, x, att), scores(params, x, att), predict(params, x, att)
+(Array([[0., 2.]], dtype=float32), Array([[ 1., -1.]], dtype=float32), Array([0], dtype=int32))
 """
 
 from __future__ import annotations

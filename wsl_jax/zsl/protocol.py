@@ -8,6 +8,19 @@
   classes.
 * Test: ZSL per-class mean top-1 of ``test_unseen`` among the unseen classes; GZSL ``u``, ``s``,
   ``H`` over all classes (seen + unseen), with the validation ``γ`` and without calibration.
+
+>>> import jax.numpy as jnp, numpy as np
+>>> from wsl_jax.zsl.splits import SPLITS, make_task
+>>> from wsl_jax.zsl.protocol import metrics_on_test, score_split, validation_metric
+>>> y = {"train": [0, 1], "val_seen": [0, 1], "val_unseen": [2, 3], "test_seen": [0, 1],
+...      "test_unseen": [4, 5]}
+>>> att = np.eye(6)  # images are their class attributes: a perfect model
+>>> task = make_task({s: att[y[s]] for s in SPLITS}, y, att, list("abcdef"),
+...                  unseen_classes=[4, 5], val_classes=[2, 3])
+>>> params = {"W": jnp.eye(6), "L": jnp.eye(6), "b": jnp.array(1.)}
+>>> scores = {s: score_split(params, task.features[s], task.attributes) for s in SPLITS}
+>>> validation_metric(task, scores), metrics_on_test(task, scores, calibration=0.0)["gzsl"]
+(('val_zsl_acc', 1.0), {'u': 1.0, 's': 1.0, 'H': 1.0})
 """
 
 from __future__ import annotations

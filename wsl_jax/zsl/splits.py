@@ -10,6 +10,15 @@ sets. Model selection and calibration use the validation parts only, never the t
   as stand-ins for unseen classes (the class-disjoint validation of Xian et al.'s ``train_loc`` /
   ``val_loc``); may be empty;
 * ``test_seen`` / ``test_unseen``: test images of the seen / unseen classes.
+
+>>> import numpy as np
+>>> from wsl_jax.zsl.splits import SPLITS, make_task
+>>> y = {"train": [0, 1], "val_seen": [0, 1], "val_unseen": [2], "test_seen": [0, 2],
+...      "test_unseen": [3]}
+>>> task = make_task({s: np.zeros((len(y[s]), 2)) for s in SPLITS}, y, np.eye(4, 2),
+...                  list("abcd"), unseen_classes=[3], val_classes=[2])
+>>> [c.tolist() for c in (task.train_classes, task.val_classes, task.unseen_classes)]
+[[0, 1], [2], [3]]
 """
 
 from __future__ import annotations

@@ -22,6 +22,14 @@
 * ``"synthetic"``: features linear in random attributes plus noise (tests and benchmarks).
 
 Class vectors are L2-normalised per class when ``config.zsl.normalize_class_vectors`` is true.
+
+>>> from wsl_jax.zsl.config import synthetic_config
+>>> from wsl_jax.zsl.splits import SPLITS
+>>> c = synthetic_config()
+>>> c.data.examples_per_class = 10
+>>> task = load_task(c, "/tmp/unused")  # no files: nothing is read or written
+>>> {s: len(task.labels[s]) for s in SPLITS}
+{'train': 63, 'val_seen': 7, 'val_unseen': 20, 'test_seen': 90, 'test_unseen': 30}
 """
 
 from __future__ import annotations
@@ -72,9 +80,18 @@ def cifar10_class_vectors(kind: str, directory) -> np.ndarray:
     """``(10, p)`` CIFAR-10 class vectors in CIFAR class order: ``"socher"``, ``"minilm"`` or a
     path to a ``.npy`` file.
 
-    Example (not run; needs ``../shared/data``)::
+    Example (a tiny ``socher_wordTable.mat``; the real one holds 50-d vectors):
 
-        cifar10_class_vectors("socher", "../shared/data/zsl/cifar10").shape   # (10, 50)
+    >>> import tempfile, scipy.io
+    >>> d = tempfile.mkdtemp()
+    >>> scipy.io.savemat(f"{d}/socher_wordTable.mat", {"wordTable": np.ones((4, 10)),
+    ...                  "label_names": np.array(CIFAR10_CLASSES, dtype=object)})
+    >>> cifar10_class_vectors("socher", d).shape
+    (10, 4)
+    >>> cifar10_class_vectors("glove", d)
+    Traceback (most recent call last):
+    ...
+    ValueError: config.zsl.class_vectors must be 'socher', 'minilm' or a .npy path, got 'glove'.
     """
     directory = Path(directory).expanduser()
     if kind == "socher":

@@ -14,6 +14,17 @@ example (hence per device), from the ``B × C_train`` distances of the current m
 splits only (see :mod:`wsl_jax.zsl.protocol`); the test splits are evaluated once at the end with
 the selected parameters (and, with ``config.train.log_test_curve``, logged per epoch for learning
 curves, never used for selection).
+
+An interrupted run (rerunning it in the same workdir resumes it):
+
+>>> import os, tempfile
+>>> from wsl_jax.zsl.config import synthetic_config
+>>> from wsl_jax.zsl.training import train_and_evaluate_zsl
+>>> c, w = synthetic_config(), tempfile.mkdtemp()
+>>> c.train.epochs = c.train.eval_every = 2
+>>> c.train.num_devices = 1
+>>> train_and_evaluate_zsl(c, w, stop_after_epochs=1), sorted(os.listdir(w))
+({'interrupted_after_epoch': 1}, ['checkpoints', 'config.json', 'metrics.jsonl'])
 """
 
 from __future__ import annotations
@@ -232,9 +243,12 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
 
         >>> import tempfile
         >>> from wsl_jax.zsl.config import synthetic_config
-        >>> s = train_and_evaluate_zsl(synthetic_config(), tempfile.mkdtemp())
+        >>> w = tempfile.mkdtemp()
+        >>> s = train_and_evaluate_zsl(synthetic_config(), w)
         >>> s["epochs"], s["val_metric"], 0.0 <= s["zsl_unseen_acc"] <= 1.0
         (3, 'val_zsl_acc', True)
+        >>> evaluate_zsl_workdir(w)["zsl_unseen_acc"] == s["zsl_unseen_acc"]
+        True
     """
     workdir = Path(workdir).expanduser()
     workdir.mkdir(parents=True, exist_ok=True)
@@ -398,9 +412,13 @@ def evaluate_zsl_workdir(workdir) -> dict:
     """Re-evaluates the validation-selected parameters of a ZSL workdir; writes
     ``zsl_eval.json`` (ZSL / GZSL metrics and per-class accuracies) and returns it.
 
-    Example (not run; needs a trained workdir)::
+    On a trained workdir, see :func:`train_and_evaluate_zsl`; on any other directory:
 
-        evaluate_zsl_workdir("/tmp/zsl_cifar")["per_class_zsl"]   # {'cat': ..., 'truck': ...}
+    >>> import tempfile
+    >>> evaluate_zsl_workdir(tempfile.mkdtemp())
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: .../config.json not found: is ... a training workdir?
     """
     workdir = Path(workdir).expanduser()
     config_file, best = workdir / "config.json", workdir / "best"
