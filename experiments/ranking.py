@@ -59,12 +59,7 @@ def study_config(
     config.train.eval_every = max(steps // 10, 1)
     config.train.checkpoint_every = steps
     if quick:
-        for key, value in QUICK.items():
-            *parents, leaf = key.split(".")
-            node = config
-            for parent in parents:
-                node = node[parent]
-            node[leaf] = value
+        config.update_from_flattened_dict(QUICK)
     return config
 
 

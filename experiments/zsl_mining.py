@@ -59,12 +59,7 @@ ESZSL_GRID = tuple(10.0**k for k in range(-3, 3))
 
 
 def _set(config, overrides):
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 

@@ -16,38 +16,18 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from configs import digits_weldon
+from tests.train.tiny_run import TINY
+from tests.train.tiny_run import tiny_config as make_tiny_config
 from wsl_jax.data import prepare_dataset
 from wsl_jax.train import distributed, loop
 
 ROOT = Path(__file__).resolve().parents[2]
-# The tiny run of tests/train/test_train_loop.py: 6 steps of 8 examples, 32×32 canvases.
-TINY = {
-    "progress_bar": False,
-    "data.name": "cluttered_digits/tiny",
-    "data.image_size": (32, 32),
-    "model.backbone_kwargs.widths": (8, 16),
-    "model.backbone_kwargs.convs_per_stage": 1,
-    "train.steps": 6,
-    "train.batch_size": 8,
-    "train.log_every": 1,
-    "train.eval_every": 3,
-    "train.checkpoint_every": 2,
-    "eval.batch_size": 8,
-}
 RUN_TIMEOUT_S = 240  # One two-process run takes about 40 s on two busy cores.
 
 
 @pytest.fixture(scope="module")
 def tiny_config(tmp_path_factory):
-    config = digits_weldon.get_config()
-    for key, value in TINY.items():
-        *parents, leaf = key.split(".")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
-    config.data.dir = str(tmp_path_factory.mktemp("tfds"))
+    config = make_tiny_config(tmp_path_factory.mktemp("tfds"))
     prepare_dataset(config.data.name, config.data.dir)  # Built once, before the processes start.
     return config
 

@@ -34,12 +34,7 @@ TINY_CIFAR = {
 
 
 def _set(config, overrides):
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 

@@ -25,12 +25,7 @@ from wsl_jax.zsl.training import (
 def _config(**overrides):
     config = synthetic_config()
     config.train.epochs = 2
-    for key, value in overrides.items():
-        *parents, leaf = key.split(".")
-        node = config
-        for parent in parents:
-            node = node[parent]
-        node[leaf] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 

@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import ml_collections
 
-__all__ = ["base_config", "synthetic_config"]
+__all__ = ["XLSA17_DATASETS", "base_config", "synthetic_config", "xlsa17_config"]
+
+XLSA17_DATASETS = ("APY", "AWA1", "AWA2", "CUB", "SUN")
 
 
 def base_config() -> ml_collections.ConfigDict:
@@ -104,4 +106,37 @@ def synthetic_config() -> ml_collections.ConfigDict:
     config.train.epochs = 3
     config.train.batch_size = 32
     config.eval.batch_size = 64
+    return config
+
+
+def xlsa17_config(dataset: str) -> ml_collections.ConfigDict:
+    """Zero-shot ``dataset`` on the xlsa17 (GBU) proposed split, ResNet-101 features, ``att`` vectors.
+
+    Reads ``<data.dir>/<dataset>/{res101.mat,att_splits.mat}`` (the xlsa17 release; not bundled;
+    set ``--config.data.dir``). The classes of ``val_loc`` are validation classes (held out of
+    training; model selection and GZSL calibration; ``data.val_classes="none"`` turns that off);
+    10 % of the other trainval images are held out as seen-class validation images. Hard mining
+    of 5 negatives, 30 epochs of batch 256.
+
+    >>> c = xlsa17_config("CUB")
+    >>> c.data.name, c.data.dataset, c.zsl.scheme
+    ('xlsa17', 'CUB', 'hard')
+    >>> xlsa17_config("cub")
+    Traceback (most recent call last):
+    ...
+    ValueError: dataset must be one of ('APY', 'AWA1', 'AWA2', 'CUB', 'SUN'), got 'cub'
+    """
+    if dataset not in XLSA17_DATASETS:
+        raise ValueError(f"dataset must be one of {XLSA17_DATASETS}, got {dataset!r}")
+    config = base_config()
+    config.data.name = "xlsa17"
+    config.data.dir = "/path/to/xlsa17/data"
+    config.data.dataset = dataset
+    config.data.val_classes = "xlsa17"  # the classes of val_loc, or "none"
+    config.data.val_fraction = 0.1
+    config.zsl.class_vectors = "att"  # or "original_att", or a (C, p) .npy path
+    config.zsl.scheme = "hard"
+    config.zsl.n_neg = 5
+    config.train.epochs = 30
+    config.train.batch_size = 256
     return config

@@ -47,6 +47,7 @@ from tqdm.auto import tqdm
 
 from wsl_jax.data import make_global_batch
 from wsl_jax.train.state import TrainState
+from wsl_jax.train.state import data_mesh as make_mesh
 from wsl_jax.zsl.mining import SCHEMES, bootstrap_schedule, make_pairs, mine_negatives
 from wsl_jax.zsl.model import _distances, init_metric_params, pair_loss
 from wsl_jax.zsl.protocol import (
@@ -64,23 +65,6 @@ __all__ = [
     "mining_options",
     "train_and_evaluate_zsl",
 ]
-
-
-def make_mesh(num_devices: int = 0) -> jax.sharding.Mesh:
-    """A 1-D ``"data"`` mesh over the first ``num_devices`` devices (0: all), with an ``Auto``
-    axis so that XLA partitions the batch-sharded matrix products and their gradients.
-
-    >>> dict(make_mesh(1).shape)
-    {'data': 1}
-    """
-    n = num_devices or jax.device_count()
-    if not 1 <= n <= jax.device_count():
-        raise ValueError(
-            f"config.train.num_devices must be in [0, {jax.device_count()}], got {num_devices}."
-        )
-    return jax.make_mesh(
-        (n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=jax.devices()[:n]
-    )
 
 
 def mining_options(config, *, steps_per_epoch: int) -> tuple:
