@@ -22,6 +22,8 @@ listed first. GZSL follows Xian et al. (GBU): ``s`` is the accuracy on test-seen
 
 from __future__ import annotations
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -74,10 +76,16 @@ def zsl_accuracy(scores, labels, *, classes) -> jax.Array:
                 f"`labels` contain classes {outside.tolist()} that are not among the "
                 f"candidate `classes`."
             )
+    return _mean_class_recall(scores, labels, tuple(int(c) for c in classes))
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _mean_class_recall(scores, labels, classes: tuple) -> jax.Array:
+    """Jitted core of :func:`zsl_accuracy` (one compilation per shape and class set)."""
     # Per-class counts by one-hot comparisons, not segment_sum / gathers, so that scores and
     # labels may be sharded over the batch on an explicit-axes mesh.
     is_class = labels[:, None] == jnp.asarray(classes)[None, :]  # (N, K)
-    predicted = jnp.argmax(scores[:, classes], axis=-1)
+    predicted = jnp.argmax(scores[:, np.asarray(classes)], axis=-1)
     correct = is_class & (predicted[:, None] == jnp.arange(len(classes))[None, :])
     count = jnp.sum(is_class, axis=0)
     hits = jnp.sum(correct, axis=0)
@@ -137,14 +145,25 @@ def gzsl_metrics(
             outside = np.setdiff1d(np.asarray(lab), allowed)
             if outside.size:
                 raise ValueError(f"`{name}` contain classes {outside.tolist()} outside `{split}`.")
-    candidates = np.concatenate([seen, unseen])
-    offset = jnp.zeros((num_classes,), jnp.float32).at[seen].set(calibration)
+    out = _gzsl(
+        jnp.asarray(scores_seen_split),
+        jnp.asarray(labels_seen),
+        jnp.asarray(scores_unseen_split),
+        jnp.asarray(labels_unseen),
+        jnp.asarray(calibration, jnp.float32),
+        tuple(int(c) for c in seen),
+        tuple(int(c) for c in unseen),
+    )
+    return {key: out[key] for key in ("u", "s", "H")}  # jit returns dicts with sorted keys.
 
-    def acc(scores, labels):
-        return zsl_accuracy(jnp.asarray(scores) - offset, labels, classes=candidates)
 
-    s = acc(scores_seen_split, labels_seen)
-    u = acc(scores_unseen_split, labels_unseen)
+@functools.partial(jax.jit, static_argnums=(5, 6))
+def _gzsl(scores_seen, labels_seen, scores_unseen, labels_unseen, calibration, seen, unseen):
+    """Jitted core of :func:`gzsl_metrics`."""
+    candidates = (*seen, *unseen)
+    offset = jnp.zeros((scores_seen.shape[-1],), jnp.float32).at[np.asarray(seen)].set(calibration)
+    s = _mean_class_recall(scores_seen - offset, labels_seen, candidates)
+    u = _mean_class_recall(scores_unseen - offset, labels_unseen, candidates)
     h = jnp.where(u + s > 0, 2 * u * s / jnp.where(u + s > 0, u + s, 1.0), 0.0)
     return {"u": u, "s": s, "H": h}
 
