@@ -1,0 +1,246 @@
+"""Study 1: does negative evidence help? Pooling heads compared with one backbone and one budget.
+
+Each run trains ``configs/digits_weldon.py``'s small CNN (4 maps per class) on a data set with one
+pooling head, selects its step on validation, and ``evaluate_workdir`` reports test mAP, the pointing
+game and segmentation mIoU (background threshold chosen on validation). Heads:
+
+* ``gap`` (``k_max=1.0``: every region), ``gmp`` (``k_max=1``: one region), ``topk`` (``k⁺=0.2``,
+  no negative evidence);
+* ``maxmin_0.5`` / ``maxmin_0.7`` / ``maxmin_1`` (``k⁺ = k⁻ = 0.2``, ``λ`` = 0.5, 0.7, 1);
+* the k sweep ``k1`` / ``k0.05`` / ``k0.1`` / ``k0.4`` (``k⁺ = k⁻ = k``, ``λ = 0.7``; ``k = 0.2`` is
+  ``maxmin_0.7``).
+
+Data sets: ``cluttered_mnist`` (64×64 canvases of real MNIST digits, ``--mnist-dir``) and
+``cifar_mosaic/small`` (128×128 mosaics of real CIFAR-10 images, ``--cifar-path``). Writes
+``negative_evidence.json`` (every run) and ``negative_evidence.png`` under ``--out``.
+
+    python experiments/negative_evidence.py --out /tmp/ne          # full study (hours on a CPU)
+    python experiments/negative_evidence.py --quick --out /tmp/ne  # CI: tiny data, a few steps
+
+Example (the config of one run, without training):
+
+>>> config = run_config("cluttered_mnist", "gmp", seed=0, quick=True, data_dir="/tmp/tfds",
+...                     mnist_dir="/data/mnist", cifar_path=None)
+>>> config.model.k_max, config.model.k_min, config.data.name  # k_max stays an int count
+(1, 0, 'cluttered_mnist/tiny')
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import ml_collections
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # `python experiments/negative_evidence.py` from anywhere.
+    sys.path.insert(0, str(ROOT))
+
+from configs import digits_weldon
+
+# head name → (k_max, k_min, lam); an int k is a count, a float k a fraction of the regions.
+HEADS = {
+    "gap": (1.0, 0, 1.0),
+    "gmp": (1, 0, 1.0),
+    "topk": (0.2, 0, 1.0),
+    "maxmin_0.5": (0.2, 0.2, 0.5),
+    "maxmin_0.7": (0.2, 0.2, 0.7),
+    "maxmin_1": (0.2, 0.2, 1.0),
+    "k1": (1, 1, 0.7),
+    "k0.05": (0.05, 0.05, 0.7),
+    "k0.1": (0.1, 0.1, 0.7),
+    "k0.4": (0.4, 0.4, 0.7),
+}
+K_SWEEP = (("k1", "1"), ("k0.05", "0.05"), ("k0.1", "0.1"), ("maxmin_0.7", "0.2"), ("k0.4", "0.4"))
+DATASETS = {
+    # name → (tfds name, quick tfds name, image size, quick image size)
+    "cluttered_mnist": ("cluttered_mnist", "cluttered_mnist/tiny", (64, 64), (32, 32)),
+    "cifar_mosaic": ("cifar_mosaic/small", "cifar_mosaic/tiny", (128, 128), (64, 64)),
+}
+QUICK = {
+    "model.backbone_kwargs.widths": (8, 16),
+    "train.steps": 4,
+    "train.batch_size": 8,
+    "train.log_every": 2,
+    "train.eval_every": 4,
+    "train.checkpoint_every": 4,
+    "eval.batch_size": 8,
+}
+
+
+def run_config(
+    dataset: str,
+    head: str,
+    *,
+    seed: int,
+    quick: bool,
+    data_dir: str,
+    mnist_dir,
+    cifar_path,
+    steps: int = 2000,
+):
+    """The default config with ``head``'s pooling on ``dataset``; the same budget for every head."""
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset must be one of {sorted(DATASETS)}, got {dataset!r}")
+    if head not in HEADS:
+        raise ValueError(f"head must be one of {sorted(HEADS)}, got {head!r}")
+    name, quick_name, size, quick_size = DATASETS[dataset]
+    config = digits_weldon.get_config()
+    config.progress_bar = False
+    config.seed = seed
+    config.data.name = quick_name if quick else name
+    config.data.image_size = quick_size if quick else size
+    config.data.dir = data_dir
+    config.data.builder_kwargs = ml_collections.ConfigDict(
+        {"mnist_dir": str(mnist_dir)}
+        if dataset == "cluttered_mnist"
+        else {"cifar_path": str(cifar_path)}
+    )
+    config.data.random_flip = dataset == "cifar_mosaic"
+    config.train.steps = steps
+    config.train.eval_every = max(steps // 4, 1)
+    config.train.checkpoint_every = steps
+    if dataset == "cifar_mosaic":
+        config.eval.pointing_tolerance = 8  # Pixels, on 128×128 canvases.
+    if quick:
+        config.update_from_flattened_dict(QUICK)
+    # A new model block: ConfigDict keeps a field's type, and k_max=1 must stay an int (GMP), not
+    # become 1.0 (GAP).
+    k_max, k_min, lam = HEADS[head]
+    config.model = ml_collections.ConfigDict(
+        {**config.model.to_dict(), "k_max": k_max, "k_min": k_min, "lam": lam}
+    )
+    return config
+
+
+def _one_run(config, workdir: Path) -> dict:
+    from wsl_jax.train import evaluation, train_and_evaluate
+
+    started = time.perf_counter()
+    summary = train_and_evaluate(config, workdir)
+    test = evaluation.evaluate_workdir(workdir, num_overlays=4)["test"]
+    return {
+        "test_mAP": summary["test_mAP"],
+        "best_step": summary["best_step"],
+        "pointing_game": test.get("pointing_game", {}).get("mean_over_classes"),
+        "mIoU": test.get("segmentation", {}).get("mIoU"),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def summarize(runs: list[dict]) -> dict:
+    """``{dataset: {head: {metric: [mean, std, n]}}}`` over the seeds (std with ddof=0).
+
+    >>> summarize([{"dataset": "d", "head": "gap", "test_mAP": 0.5, "pointing_game": 1.0,
+    ...             "mIoU": None}])
+    {'d': {'gap': {'test_mAP': [0.5, 0.0, 1], 'pointing_game': [1.0, 0.0, 1]}}}
+    """
+    table: dict = {}
+    for run in runs:
+        row = table.setdefault(run["dataset"], {}).setdefault(run["head"], {})
+        for metric in ("test_mAP", "pointing_game", "mIoU"):
+            if run.get(metric) is not None:
+                row.setdefault(metric, []).append(run[metric])
+    return {
+        dataset: {
+            head: {m: [float(np.mean(v)), float(np.std(v)), len(v)] for m, v in metrics.items()}
+            for head, metrics in heads.items()
+        }
+        for dataset, heads in table.items()
+    }
+
+
+def plot(table: dict, path: Path) -> None:
+    """Per data set: the metrics of the main heads (bars), and test mAP against k (the sweep)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    datasets = list(table)
+    fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 3.2 * len(datasets)), squeeze=False)
+    for row, dataset in enumerate(datasets):
+        heads = [h for h in HEADS if h in table[dataset] and not h.startswith("k")]
+        bars, sweep = axes[row]
+        for j, metric in enumerate(("test_mAP", "pointing_game", "mIoU")):
+            values = [table[dataset][h].get(metric, [np.nan, 0.0])[:2] for h in heads]
+            x = np.arange(len(heads)) + (j - 1) * 0.27
+            bars.bar(x, [v[0] for v in values], 0.27, yerr=[v[1] for v in values], label=metric)
+        bars.set_xticks(np.arange(len(heads)), heads, rotation=20)
+        bars.set(title=f"{dataset}: heads", ylim=(0, 1.05))
+        bars.legend(fontsize=8)
+        points = [
+            (label, table[dataset][h]["test_mAP"]) for h, label in K_SWEEP if h in table[dataset]
+        ]
+        if points:
+            sweep.errorbar(
+                [p[0] for p in points],
+                [p[1][0] for p in points],
+                yerr=[p[1][1] for p in points],
+                marker="o",
+            )
+        sweep.set(title=f"{dataset}: k⁺ = k⁻ = k, λ = 0.7", xlabel="k", ylabel="test mAP")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny data and budget (CI)")
+    parser.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    parser.add_argument("--heads", nargs="+", default=list(HEADS), choices=list(HEADS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--data-dir", default="~/.cache/wsl_jax/tfds")
+    parser.add_argument("--mnist-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
+    parser.add_argument(
+        "--cifar-path",
+        default=str(ROOT.parent / "shared" / "data" / "cifar10" / "cifar10-jpg.tar.gz"),
+    )
+    parser.add_argument("--out", default="/tmp/negative_evidence", type=Path)
+    args = parser.parse_args(argv)
+    if args.quick and args.seeds == [0, 1, 2]:
+        args.seeds = [0]
+    from tqdm.auto import tqdm
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    results_path = args.out / "negative_evidence.json"
+    runs = []
+    jobs = [(d, h, s) for d in args.datasets for s in args.seeds for h in args.heads]
+    for dataset, head, seed in tqdm(jobs, desc="runs"):
+        config = run_config(
+            dataset,
+            head,
+            seed=seed,
+            quick=args.quick,
+            data_dir=str(Path(args.data_dir).expanduser()),
+            mnist_dir=args.mnist_dir,
+            cifar_path=args.cifar_path,
+            steps=args.steps,
+        )
+        result = _one_run(config, args.out / "runs" / f"{dataset}_{head}_seed{seed}")
+        runs.append({"dataset": dataset, "head": head, "seed": seed, **result})
+        results = {
+            "study": "negative_evidence",
+            "quick": args.quick,
+            "steps": args.steps,
+            "seeds": args.seeds,
+            "table": summarize(runs),
+            "runs": runs,
+        }
+        results_path.write_text(json.dumps(results, indent=2))  # After every run: partial results.
+    plot(results["table"], args.out / "negative_evidence.png")
+    for dataset, heads in results["table"].items():
+        for head, metrics in heads.items():
+            shown = ", ".join(f"{m} {v[0]:.4f} ± {v[1]:.4f}" for m, v in metrics.items())
+            print(f"{dataset:>16} {head:>11}: {shown}")
+    return results
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,58 @@
+"""experiments/negative_evidence.py --quick on the real MNIST: heads train, metrics and plot written."""
+
+import doctest
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+MNIST = ROOT.parent / "shared" / "data" / "mnist"
+
+
+def _load_study():
+    path = ROOT / "experiments" / "negative_evidence.py"
+    spec = importlib.util.spec_from_file_location("negative_evidence_study", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gmp_keeps_an_integer_k_and_bad_names_are_refused():
+    study = _load_study()
+    assert doctest.testmod(study).failed == 0
+    kwargs = {"seed": 0, "quick": False, "data_dir": "/tmp", "mnist_dir": "/m", "cifar_path": "/c"}
+    assert isinstance(study.run_config("cluttered_mnist", "gmp", **kwargs).model.k_max, int)
+    assert study.run_config("cifar_mosaic", "gap", **kwargs).model.k_max == 1.0
+    with pytest.raises(ValueError, match="head must be one of"):
+        study.run_config("cluttered_mnist", "gwp", **kwargs)
+
+
+@pytest.mark.skipif(not MNIST.is_dir(), reason=f"real MNIST not found at {MNIST}")
+def test_quick_study_writes_results_and_plot(tmp_path):
+    study = _load_study()
+    out = tmp_path / "out"
+    study.main(
+        [
+            "--quick",
+            "--datasets",
+            "cluttered_mnist",
+            "--heads",
+            "gmp",
+            "maxmin_0.7",
+            "--out",
+            str(out),
+            "--data-dir",
+            str(tmp_path / "tfds"),
+            "--mnist-dir",
+            str(MNIST),
+        ]
+    )
+    saved = json.loads((out / "negative_evidence.json").read_text())
+    table = saved["table"]["cluttered_mnist"]
+    assert sorted(table) == ["gmp", "maxmin_0.7"]
+    for metrics in table.values():
+        assert 0.0 <= metrics["test_mAP"][0] <= 1.0
+        assert 0.0 <= metrics["pointing_game"][0] <= 1.0 and 0.0 <= metrics["mIoU"][0] <= 1.0
+    assert (out / "negative_evidence.png").stat().st_size > 5000
