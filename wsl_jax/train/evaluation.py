@@ -28,7 +28,6 @@ import json
 from pathlib import Path
 
 import jax
-import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
@@ -44,6 +43,7 @@ from wsl_jax.localization_metrics import (
     pointing_game_accuracy,
 )
 from wsl_jax.train.state import data_mesh
+from wsl_jax.train.workdir import read_run_config
 
 THRESHOLDS = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2))
 
@@ -78,14 +78,9 @@ def load_run(workdir):
     from wsl_jax.train.loop import build_from_config  # Imported here: avoids an import cycle.
 
     workdir = Path(workdir).expanduser()
-    config_file, best = workdir / "config.json", workdir / "best"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{config_file} not found: is {workdir} a training workdir?")
-    if not best.is_dir():
-        raise FileNotFoundError(f"{best} not found: the run has not evaluated on validation yet.")
-    config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
+    config = read_run_config(workdir)
     model, _ = build_from_config(config)
-    variables = ocp.StandardCheckpointer().restore(best.absolute())
+    variables = ocp.StandardCheckpointer().restore((workdir / "best").absolute())
     return config, model, variables
 
 

@@ -30,7 +30,6 @@ import functools
 import json
 import logging
 import time
-import warnings
 from pathlib import Path
 
 import grain
@@ -52,6 +51,7 @@ from wsl_jax.train.objectives import make_objective
 from wsl_jax.train.optim import make_optimizer
 from wsl_jax.train.pretrained import load_pretrained_backbone
 from wsl_jax.train.state import TrainState, create_train_state, data_mesh
+from wsl_jax.train.workdir import record_config, restore_newest_readable, write_atomically
 
 log = logging.getLogger(__name__)
 
@@ -232,35 +232,6 @@ def _save(manager, step, state, train_iter):
     )
 
 
-def _restore_latest(manager, abstract_state, train_iter):
-    """Restores the newest readable checkpoint; a corrupt one is skipped with a warning."""
-    for step in sorted(manager.all_steps(), reverse=True):
-        try:
-            restored = manager.restore(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardRestore(abstract_state),
-                    data=grain.checkpoint.CheckpointRestore(train_iter),
-                ),
-            )
-            return restored["state"], step
-        except Exception as error:  # noqa: BLE001 — any unreadable checkpoint: fall back.
-            warnings.warn(
-                f"checkpoint at step {step} is unreadable ({type(error).__name__}: {error}); "
-                "removing it and trying an older one",
-                stacklevel=2,
-            )
-            manager.delete(step)  # So that the resumed run can save this step again.
-    return None, 0
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Other processes may read ``path`` meanwhile: never let them see it half written."""
-    partial = path.with_name(f".{path.name}.partial")
-    partial.write_text(text)
-    partial.replace(path)
-
-
 def _check_process_count(workdir: Path, manager: ocp.CheckpointManager) -> None:
     """Checkpoints hold one data-iterator state per process: resume only with as many processes."""
     record = workdir / "processes.json"
@@ -273,7 +244,7 @@ def _check_process_count(workdir: Path, manager: ocp.CheckpointManager) -> None:
                 "--workdir."
             )
     if jax.process_index() == 0:
-        _write_atomically(record, json.dumps({"process_count": jax.process_count()}))
+        write_atomically(record, json.dumps({"process_count": jax.process_count()}))
 
 
 def _open_splits_in_turn(data_config) -> dict:
@@ -320,14 +291,7 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
     is_main = jax.process_index() == 0
     mesh = data_mesh()
     _check_config(config, jax.device_count())
-    config_path = workdir / "config.json"
-    if config_path.exists() and json.loads(config_path.read_text()) != json.loads(config.to_json()):
-        raise ValueError(
-            f"workdir {workdir} holds a run of a different config ({config_path}); "
-            "use a new --workdir or the same config to resume."
-        )
-    if is_main:
-        _write_atomically(config_path, config.to_json(indent=2))
+    record_config(config, workdir)
 
     sources = _open_splits_in_turn(config.data)
     image_size = tuple(config.data.image_size)
@@ -356,7 +320,14 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
         state = load_pretrained_backbone(state, tx, config.model.pretrained)
     manager = _checkpoint_manager(workdir, config)
     _check_process_count(workdir, manager)
-    restored, start = _restore_latest(manager, state, train_iter)
+    restored, start = restore_newest_readable(
+        manager,
+        ocp.args.Composite(
+            state=ocp.args.StandardRestore(state),
+            data=grain.checkpoint.CheckpointRestore(train_iter),
+        ),
+    )
+    restored = None if restored is None else restored["state"]
     if restored is not None:
         state = restored
         log.info("resumed from step %d", start)
@@ -411,7 +382,7 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
                 )
                 checkpointer.wait_until_finished()
                 if is_main:
-                    _write_atomically(best_path, json.dumps(best))
+                    write_atomically(best_path, json.dumps(best))
         if done % config.train.checkpoint_every == 0 or done in (stop, total):
             _save(manager, done, state, train_iter)
     bar.close()

@@ -32,12 +32,10 @@ from __future__ import annotations
 import functools
 import json
 import time
-import warnings
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import optax
 import orbax.checkpoint as ocp
@@ -48,6 +46,7 @@ from tqdm.auto import tqdm
 from wsl_jax.data import make_global_batch
 from wsl_jax.train.state import TrainState
 from wsl_jax.train.state import data_mesh as make_mesh
+from wsl_jax.train.workdir import read_run_config, record_config, restore_newest_readable
 from wsl_jax.zsl.mining import SCHEMES, bootstrap_schedule, make_pairs, mine_negatives
 from wsl_jax.zsl.model import _distances, init_metric_params, pair_loss
 from wsl_jax.zsl.protocol import (
@@ -174,29 +173,6 @@ def _init_state(config, task, tx, mesh):
     return jax.device_put(state, NamedSharding(mesh, P()))
 
 
-def _check_workdir(config, workdir: Path):
-    path = workdir / "config.json"
-    if path.exists() and json.loads(path.read_text()) != json.loads(config.to_json()):
-        raise ValueError(
-            f"workdir {workdir} holds a run of a different config ({path}); use a "
-            f"new --workdir or the same config to resume."
-        )
-    if jax.process_index() == 0:
-        path.write_text(config.to_json(indent=2))
-
-
-def _restore(manager, abstract):
-    for step in sorted(manager.all_steps(), reverse=True):
-        try:
-            return manager.restore(step, args=ocp.args.StandardRestore(abstract)), step
-        except Exception as error:  # noqa: BLE001 — an unreadable checkpoint: try an older one.
-            warnings.warn(
-                f"checkpoint at step {step} is unreadable ({error}); removing it", stacklevel=2
-            )
-            manager.delete(step)
-    return None, 0
-
-
 class _Metrics:
     """``metrics.jsonl``; on resume, lines of steps after the restored one are dropped."""
 
@@ -236,7 +212,7 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
     """
     workdir = Path(workdir).expanduser()
     workdir.mkdir(parents=True, exist_ok=True)
-    _check_workdir(config, workdir)
+    record_config(config, workdir)
     mesh = make_mesh(config.train.num_devices)
     num_devices = mesh.shape["data"]
     batch_size = config.train.batch_size
@@ -280,7 +256,7 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
             max_to_keep=config.train.keep_checkpoints, create=True
         ),
     )
-    restored, start_step = _restore(manager, state)
+    restored, start_step = restore_newest_readable(manager, ocp.args.StandardRestore(state))
     if restored is not None:
         state = restored
     if start_step % steps_per_epoch:
@@ -405,12 +381,7 @@ def evaluate_zsl_workdir(workdir) -> dict:
     FileNotFoundError: .../config.json not found: is ... a training workdir?
     """
     workdir = Path(workdir).expanduser()
-    config_file, best = workdir / "config.json", workdir / "best"
-    if not config_file.is_file():
-        raise FileNotFoundError(f"{config_file} not found: is {workdir} a training workdir?")
-    if not best.is_dir():
-        raise FileNotFoundError(f"{best} not found: the run has not been validated yet.")
-    config = ml_collections.ConfigDict(json.loads(config_file.read_text()))
+    config = read_run_config(workdir)
     task = load_task(config, workdir, log=lambda *_: None)
     tx = optax.adamw(config.optimizer.learning_rate)
     abstract = _init_state(config, task, tx, make_mesh(1)).params
