@@ -49,3 +49,27 @@ def test_our_reader_checks_the_crcs(tmp_path):
     writer.path.write_bytes(bytes(data))
     with pytest.raises(ValueError, match="corrupt record"):
         read_events(writer.path)
+
+
+def test_a_resumed_writer_logs_every_step_once(tmp_path):
+    with MetricWriter(tmp_path, resume_step=0) as writer:  # A run killed after logging step 5.
+        for step in range(1, 6):
+            writer.write(step, loss=float(step))
+    with MetricWriter(tmp_path, resume_step=3) as writer:  # Resumed from its checkpoint at 3.
+        for step in range(4, 7):
+            writer.write(step, loss=10.0 * step)
+
+    lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [(l["step"], l["loss"]) for l in lines] == [
+        (1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0), (5, 50.0), (6, 60.0)
+    ]
+    second = sorted((tmp_path / "tensorboard").iterdir())[-1]
+    assert read_events(second)[1] == {
+        "step": 4, "wall_time": read_events(second)[1]["wall_time"], "values": {},
+        "session_start": True,
+    }
+    accumulator = EventAccumulator(str(tmp_path / "tensorboard"))
+    accumulator.Reload()
+    assert [(e.step, e.value) for e in accumulator.Scalars("loss")] == [
+        (1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0), (5, 50.0), (6, 60.0)
+    ]

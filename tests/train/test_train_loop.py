@@ -11,6 +11,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from tests.train.tiny_run import TINY
 from tests.train.tiny_run import tiny_config as make_tiny_config
@@ -54,7 +55,7 @@ def test_trains_evaluates_and_resumes_bitwise(tiny_config, trained, tmp_path, mo
     logged = [e for e in metric_writers.read_events(events) if "loss" in e["values"]]
     assert [e["step"] for e in logged] == [1, 2, 3, 4, 5, 6]
 
-    # A run that dies after step 4 (checkpoints at 2 and 4) and is started again.
+    # A run that dies in step 6, after logging step 5 (checkpoints at 2 and 4), and is started again.
     real_make_train_step = loop.make_train_step
 
     def crashing_make_train_step(*args):
@@ -62,7 +63,7 @@ def test_trains_evaluates_and_resumes_bitwise(tiny_config, trained, tmp_path, mo
 
         def step(state, batch):
             calls[0] += 1
-            if calls[0] == 5:
+            if calls[0] == 6:
                 raise KeyboardInterrupt("simulated crash")
             return step_fn(state, batch)
 
@@ -79,6 +80,9 @@ def test_trains_evaluates_and_resumes_bitwise(tiny_config, trained, tmp_path, mo
         if "loss" in json.loads(l)
     ]
     assert resumed_steps == [1, 2, 3, 4, 5, 6]  # Step 5 is not logged twice: resumed from 4.
+    accumulator = EventAccumulator(str(tmp_path / "resumed" / "tensorboard"))
+    accumulator.Reload()  # Two event files; TensorBoard drops the first one's step 5.
+    assert [e.step for e in accumulator.Scalars("loss")] == [1, 2, 3, 4, 5, 6]
     jax.tree.map(
         np.testing.assert_array_equal, _final_params(full), _final_params(tmp_path / "resumed")
     )

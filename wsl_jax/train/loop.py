@@ -333,7 +333,7 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
         log.info("resumed from step %d", start)
     train_step = make_train_step(model, tx, make_objective(config.loss), mesh)
     predict = make_predict(model)
-    writer = MetricWriter(workdir)
+    writer = MetricWriter(workdir, resume_step=start)
     best_path = workdir / "best.json"
     best = json.loads(best_path.read_text()) if best_path.exists() else {"mAP": -1.0, "step": 0}
     checkpointer = ocp.StandardCheckpointer()

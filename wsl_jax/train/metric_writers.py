@@ -6,7 +6,8 @@ process 0 writes (multi-host runs call it on every process).
 
 The event file is TensorBoard's record format: each record is ``uint64 length``, its masked CRC-32C,
 the serialized ``Event`` protocol buffer and that buffer's masked CRC-32C. The two messages needed
-(``Event{wall_time, step, file_version | summary}``, ``Summary{value{tag, simple_value}}``) are
+(``Event{wall_time, step, file_version | summary | session_log}``, ``Summary{value{tag,
+simple_value}}``, ``SessionLog{status}``) are
 encoded by hand here, so neither TensorFlow nor a protobuf runtime is needed.
 
 Example:
@@ -89,8 +90,10 @@ def _event(
     *,
     file_version: str | None = None,
     scalars: dict[str, float] | None = None,
+    session_start: bool = False,
 ) -> bytes:
-    """An ``Event`` message: wall_time (1, double), step (2, int64), file_version (3) or summary (5)."""
+    """An ``Event`` message: wall_time (1, double), step (2, int64), file_version (3), summary (5)
+    or session_log (7) ``SessionLog{status (1) = START (1)}``."""
     message = _field(1, 1) + struct.pack("<d", wall_time)
     message += _field(2, 0) + _varint(step & 0xFFFFFFFFFFFFFFFF)
     if file_version is not None:
@@ -104,11 +107,16 @@ def _event(
             for tag, value in scalars.items()
         )
         message += _length_delimited(5, summary)
+    if session_start:
+        message += _length_delimited(7, _field(1, 0) + _varint(1))
     return message
 
 
 class EventFileWriter:
     """Appends scalar summaries to one TensorBoard event file in ``logdir``.
+
+    ``restart_step`` (a resumed run) writes a ``SessionLog.START`` at that step first, so that
+    TensorBoard discards what earlier event files logged from that step on.
 
     >>> import tempfile
     >>> writer = EventFileWriter(tempfile.mkdtemp())
@@ -118,12 +126,16 @@ class EventFileWriter:
     {'val_mAP': 0.75}
     """
 
-    def __init__(self, logdir):
+    def __init__(self, logdir, *, restart_step: int | None = None):
         logdir = Path(logdir)
         logdir.mkdir(parents=True, exist_ok=True)
         self.path = logdir / f"events.out.tfevents.{time.time():.6f}.{socket.gethostname()}"
         self._file = open(self.path, "ab")  # noqa: SIM115 — kept open across writes; see close().
         self._record(_event(0, time.time(), file_version="brain.Event:2"))
+        if restart_step is not None:
+            # TensorBoard drops the earlier files' events at steps >= restart_step (a resumed run
+            # logs them again).
+            self._record(_event(int(restart_step), time.time(), session_start=True))
 
     def _record(self, data: bytes) -> None:
         header = struct.pack("<Q", len(data))
@@ -223,11 +235,17 @@ def _parse_event(message: bytes) -> dict:
             for _, raw in _fields(value):
                 fields = dict(_fields(raw))
                 event["values"][fields[1].decode()] = round(fields.get(2, math.nan), 7)
+        elif number == 7 and dict(_fields(value)).get(1) == 1:
+            event["session_start"] = True  # SessionLog.START: a resumed run's restart step.
     return event
 
 
 class MetricWriter:
     """``metrics.jsonl`` plus TensorBoard scalars in ``workdir/tensorboard``; process 0 only.
+
+    ``resume_step`` is the step a run resumes from (``0`` for a fresh start): the lines of
+    ``metrics.jsonl`` logged after it by an interrupted run are dropped, and TensorBoard is told to
+    drop its events after it too, so every step is logged once. ``None`` appends to what is there.
 
     Numbers (Python or NumPy scalars, 0-d arrays) go to both; other values (strings, lists) to the
     JSON lines only. See also the module docstring.
@@ -244,13 +262,21 @@ class MetricWriter:
       ['metrics.jsonl']
     """
 
-    def __init__(self, workdir, *, tensorboard: bool = True):
+    def __init__(self, workdir, *, tensorboard: bool = True, resume_step: int | None = None):
         self.workdir = Path(workdir)
         self.path = self.workdir / "metrics.jsonl"
         self.enabled = jax.process_index() == 0
         self._events = None
+        if self.enabled and resume_step is not None and self.path.exists():
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= resume_step
+            ]
+            self.path.write_text("".join(line + "\n" for line in kept))
         if self.enabled and tensorboard:
-            self._events = EventFileWriter(self.workdir / "tensorboard")
+            restart = None if resume_step is None else resume_step + 1
+            self._events = EventFileWriter(self.workdir / "tensorboard", restart_step=restart)
 
     def write(self, step: int, **values) -> None:
         if not self.enabled:

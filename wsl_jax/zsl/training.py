@@ -4,7 +4,8 @@ The conventions of :mod:`wsl_jax.train.loop`: a mesh over the devices (one ``"da
 replicated :class:`~wsl_jax.train.state.TrainState`, global batches sharded on ``"data"``
 (:func:`wsl_jax.data.make_global_batch`), a jitted step that donates the state, orbax checkpoints
 of the state (``--workdir`` of an interrupted run resumes it, bitwise), ``config.json`` guarding
-the workdir against another config, ``metrics.jsonl``, ``summary.json`` and a progress bar.
+the workdir against another config, ``metrics.jsonl`` and TensorBoard scalars
+(:class:`~wsl_jax.train.metric_writers.MetricWriter`), ``summary.json`` and a progress bar.
 
 Training is epoch-based over the (small) feature arrays of the training split: epoch ``e`` visits
 the examples in the order ``numpy.random.default_rng([seed, e]).permutation`` (dropping the
@@ -24,7 +25,7 @@ An interrupted run (rerunning it in the same workdir resumes it):
 >>> c.train.epochs = c.train.eval_every = 2
 >>> c.train.num_devices = 1
 >>> train_and_evaluate_zsl(c, w, stop_after_epochs=1), sorted(os.listdir(w))
-({'interrupted_after_epoch': 1}, ['checkpoints', 'config.json', 'metrics.jsonl'])
+({'interrupted_after_epoch': 1}, ['checkpoints', 'config.json', 'metrics.jsonl', 'tensorboard'])
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from wsl_jax.data import make_global_batch
+from wsl_jax.train.metric_writers import MetricWriter
 from wsl_jax.train.state import TrainState
 from wsl_jax.train.state import data_mesh as make_mesh
 from wsl_jax.train.workdir import read_run_config, record_config, restore_newest_readable
@@ -173,26 +175,6 @@ def _init_state(config, task, tx, mesh):
     return jax.device_put(state, NamedSharding(mesh, P()))
 
 
-class _Metrics:
-    """``metrics.jsonl``; on resume, lines of steps after the restored one are dropped."""
-
-    def __init__(self, workdir: Path, restored_step: int):
-        self.path = workdir / "metrics.jsonl"
-        if self.path.exists() and jax.process_index() == 0:
-            lines = [
-                ln
-                for ln in self.path.read_text().splitlines()
-                if ln and json.loads(ln)["step"] <= restored_step
-            ]
-            self.path.write_text("".join(ln + "\n" for ln in lines))
-
-    def write(self, step, **values):
-        if jax.process_index():
-            return
-        with open(self.path, "a") as f:
-            f.write(json.dumps({"step": int(step), **values}) + "\n")
-
-
 def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = None) -> dict:
     """Trains the metric model of ``config`` in ``workdir`` (resuming it), selects it on
     validation and evaluates it on test; returns (and writes) the summary.
@@ -264,7 +246,7 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
             f"checkpoint step {start_step} is not at an epoch boundary "
             f"({steps_per_epoch} steps per epoch): a different data set?"
         )
-    writer = _Metrics(workdir, start_step)
+    writer = MetricWriter(workdir, resume_step=start_step)
     best_path = workdir / "best.json"
     best = json.loads(best_path.read_text()) if best_path.exists() else {"value": -1.0, "epoch": 0}
     checkpointer = ocp.StandardCheckpointer()
@@ -327,6 +309,7 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
     bar.close()
     manager.wait_until_finished()
     if last < epochs:
+        writer.close()
         return {"interrupted_after_epoch": last}
 
     summary = _final_evaluation(config, task, workdir, state.params)
@@ -342,6 +325,7 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
         epochs * steps_per_epoch,
         **{k: v for k, v in summary.items() if not k.startswith("per_class")},
     )
+    writer.close()
     if jax.process_index() == 0:
         (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
