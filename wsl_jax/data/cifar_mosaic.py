@@ -26,7 +26,7 @@ Features (conventions of ``wsl_jax.data.clutter``):
 
 Example (the configs; building reads the CIFAR-10 archive, see :class:`CifarMosaic`):
   >>> [(c.name, c.canvas_size, c.num_examples("train")) for c in CifarMosaic.BUILDER_CONFIGS]
-  [('default', 128, 20000), ('small', 128, 2000), ('tiny', 64, 8)]
+  [('default', 128, 20000), ('small', 128, 2000), ('small64', 64, 5000), ('tiny', 64, 8)]
 
 Building and reading (not run here: it needs the archive)::
 
@@ -274,6 +274,9 @@ class CifarMosaic(tfds.core.GeneratorBasedBuilder):
         MosaicConfig(name="default", description="128x128 canvases, 1-4 objects of 32-64 px, 20000/2000/4000."),
         MosaicConfig(name="small", description="128x128 canvases, 1-4 objects of 32-64 px, 2000/500/500.",
                      num_train=2000, num_validation=500, num_test=500),
+        MosaicConfig(name="small64", description="64x64 canvases, 1-4 objects of 16-32 px, 5000/1000/1000 "
+                     "(study-sized: a CPU trains on it in about a minute).",
+                     canvas_size=64, object_size=(16, 32), num_train=5000, num_validation=1000, num_test=1000),
         MosaicConfig(name="tiny", description="64x64 canvases, 1-4 objects of 16-32 px, 8 per split (tests).",
                      canvas_size=64, object_size=(16, 32), num_train=8, num_validation=8, num_test=8),
     ]

@@ -10,7 +10,7 @@ Features are those of ``cluttered_digits`` (see ``wsl_jax.data.cluttered_digits`
 
 Example (the configs; building reads the MNIST files, see :class:`ClutteredMnist`):
   >>> [(c.name, c.canvas_size, c.num_examples("train")) for c in ClutteredMnist.BUILDER_CONFIGS]
-  [('default', 64, 50000), ('tiny', 32, 20)]
+  [('default', 64, 50000), ('small', 64, 10000), ('tiny', 32, 20)]
   >>> str(resolve_mnist_dir("/data/mnist"))  # an explicit mnist_dir comes first
   '/data/mnist'
 
@@ -72,6 +72,10 @@ class ClutteredMnist(ClutteredBuilder):
     BUILDER_CONFIGS = [
         ClutteredConfig(name="default", description="64x64 canvases, 50000/10000/10000 examples.",
                         num_train=50_000, num_validation=10_000, num_test=10_000, digit_size=(20, 30),
+                        fragment_size=(6, 12)),
+        ClutteredConfig(name="small", description="64x64 canvases as in default, 10000/2000/2000 examples "
+                        "(study-sized: builds in minutes on a CPU).",
+                        num_train=10_000, num_validation=2_000, num_test=2_000, digit_size=(20, 30),
                         fragment_size=(6, 12)),
         ClutteredConfig(name="tiny", description="32x32 canvases, 20 examples per split (tests).",
                         canvas_size=32, num_train=20, num_validation=20, num_test=20,
