@@ -30,25 +30,24 @@ def test_gmp_keeps_an_integer_k_and_bad_names_are_refused():
 
 
 @pytest.mark.skipif(not MNIST.is_dir(), reason=f"real MNIST not found at {MNIST}")
-def test_quick_study_writes_results_and_plot(tmp_path):
+def test_quick_study_writes_results_plot_and_resumes(tmp_path, monkeypatch):
     study = _load_study()
     out = tmp_path / "out"
-    study.main(
-        [
-            "--quick",
-            "--datasets",
-            "cluttered_mnist",
-            "--heads",
-            "gmp",
-            "maxmin_0.7",
-            "--out",
-            str(out),
-            "--data-dir",
-            str(tmp_path / "tfds"),
-            "--mnist-dir",
-            str(MNIST),
-        ]
-    )
+    args = [
+        "--quick",
+        "--datasets",
+        "cluttered_mnist",
+        "--heads",
+        "gmp",
+        "maxmin_0.7",
+        "--out",
+        str(out),
+        "--data-dir",
+        str(tmp_path / "tfds"),
+        "--mnist-dir",
+        str(MNIST),
+    ]
+    study.main(args)
     saved = json.loads((out / "negative_evidence.json").read_text())
     table = saved["table"]["cluttered_mnist"]
     assert sorted(table) == ["gmp", "maxmin_0.7"]
@@ -56,3 +55,11 @@ def test_quick_study_writes_results_and_plot(tmp_path):
         assert 0.0 <= metrics["test_mAP"][0] <= 1.0
         assert 0.0 <= metrics["pointing_game"][0] <= 1.0 and 0.0 <= metrics["mIoU"][0] <= 1.0
     assert (out / "negative_evidence.png").stat().st_size > 5000
+
+    # The same command again resumes: the finished runs are kept, nothing is trained again.
+    def no_training(*args):
+        raise AssertionError("a finished run was trained again")
+
+    monkeypatch.setattr(study, "_one_run", no_training)
+    again = study.main(args)
+    assert again["runs"] == saved["runs"] and again["table"] == saved["table"]
