@@ -59,17 +59,12 @@ def test_a_resumed_writer_logs_every_step_once(tmp_path):
         for step in range(4, 7):
             writer.write(step, loss=10.0 * step)
 
+    expected = [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0), (5, 50.0), (6, 60.0)]
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [(l["step"], l["loss"]) for l in lines] == [
-        (1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0), (5, 50.0), (6, 60.0)
-    ]
-    second = sorted((tmp_path / "tensorboard").iterdir())[-1]
-    assert read_events(second)[1] == {
-        "step": 4, "wall_time": read_events(second)[1]["wall_time"], "values": {},
-        "session_start": True,
-    }
+    assert [(line["step"], line["loss"]) for line in lines] == expected
+    second = max((tmp_path / "tensorboard").iterdir())
+    restart = read_events(second)[1]
+    assert restart == {"step": 4, "wall_time": restart["wall_time"], "values": {}, "session_start": True}
     accumulator = EventAccumulator(str(tmp_path / "tensorboard"))
     accumulator.Reload()
-    assert [(e.step, e.value) for e in accumulator.Scalars("loss")] == [
-        (1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0), (5, 50.0), (6, 60.0)
-    ]
+    assert [(e.step, e.value) for e in accumulator.Scalars("loss")] == expected
