@@ -64,7 +64,12 @@ def test_a_resumed_writer_logs_every_step_once(tmp_path):
     assert [(line["step"], line["loss"]) for line in lines] == expected
     second = max((tmp_path / "tensorboard").iterdir())
     restart = read_events(second)[1]
-    assert restart == {"step": 4, "wall_time": restart["wall_time"], "values": {}, "session_start": True}
+    assert restart == {
+        "step": 4,
+        "wall_time": restart["wall_time"],
+        "values": {},
+        "session_start": True,
+    }
     accumulator = EventAccumulator(str(tmp_path / "tensorboard"))
     accumulator.Reload()
     assert [(e.step, e.value) for e in accumulator.Scalars("loss")] == expected
