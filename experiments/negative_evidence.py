@@ -13,8 +13,11 @@ game and segmentation mIoU (background threshold chosen on validation). Heads:
 Data sets (64×64, built once into ``--data-dir``): ``cluttered_mnist/small`` (canvases of real MNIST
 digits, ``--mnist-dir``; 10,000 train / 2,000 validation / 2,000 test) and ``cifar_mosaic/small64``
 (mosaics of real CIFAR-10 images, ``--cifar-path``; 5,000 / 1,000 / 1,000). Budget: ``--steps`` (500) of
-32 images, validation at the middle and the end. Writes ``negative_evidence.json`` (after every run;
-re-running the same command skips the runs it holds) and ``negative_evidence.png`` under ``--out``.
+32 images, validation at the middle and the end. Writes ``negative_evidence.json`` (after every run)
+and ``negative_evidence.png`` under ``--out``. The results file of an ``--out`` accumulates: a later
+invocation with the same budget skips the runs it already holds (re-running a killed command resumes
+it) and adds its own, and the table and plot cover all of them, so the study can be run in pieces
+(``--datasets``, ``--seeds``); another budget needs another ``--out``.
 
     python experiments/negative_evidence.py --out /tmp/ne          # full study: 60 runs, ~1.5 h on 2 cores
     python experiments/negative_evidence.py --datasets cifar_mosaic --seeds 0 --out /tmp/ne  # 10 runs
@@ -134,12 +137,15 @@ def _one_run(config, workdir: Path) -> dict:
 
 
 def _finished_runs(results_path: Path, *, quick: bool, steps: int) -> list[dict]:
-    """The runs of an earlier invocation with the same budget (none if it had another)."""
+    """The runs of earlier invocations into the same ``--out`` (which must have had this budget)."""
     if not results_path.exists():
         return []
     saved = json.loads(results_path.read_text())
     if saved.get("quick") != quick or saved.get("steps") != steps:
-        return []
+        raise ValueError(
+            f"--out {results_path.parent} holds results of another budget (quick={saved.get('quick')}, "
+            f"steps={saved.get('steps')}); use another --out for quick={quick}, steps={steps}"
+        )
     return saved["runs"]
 
 
@@ -250,7 +256,8 @@ def main(argv=None) -> dict:
             cifar_path=args.cifar_path,
             steps=args.steps,
         )
-        result = _one_run(config, args.out / "runs" / f"{dataset}_{head}_seed{seed}")
+        budget = f"quick{args.steps}" if args.quick else f"steps{args.steps}"
+        result = _one_run(config, args.out / "runs" / f"{dataset}_{head}_seed{seed}_{budget}")
         runs.append({"dataset": dataset, "head": head, "seed": seed, **result})
         results = _write_results(results_path, runs, args)  # After every run: partial results.
     results = _write_results(results_path, runs, args)

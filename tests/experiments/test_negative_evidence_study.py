@@ -63,3 +63,5 @@ def test_quick_study_writes_results_plot_and_resumes(tmp_path, monkeypatch):
     monkeypatch.setattr(study, "_one_run", no_training)
     again = study.main(args)
     assert again["runs"] == saved["runs"] and again["table"] == saved["table"]
+    with pytest.raises(ValueError, match="another budget"):
+        study.main([*args, "--steps", "7"])  # Would mix budgets in one results file.

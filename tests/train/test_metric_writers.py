@@ -55,6 +55,8 @@ def test_a_resumed_writer_logs_every_step_once(tmp_path):
     with MetricWriter(tmp_path, resume_step=0) as writer:  # A run killed after logging step 5.
         for step in range(1, 6):
             writer.write(step, loss=float(step))
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 6, "lo')  # The line the kill tore.
     with MetricWriter(tmp_path, resume_step=3) as writer:  # Resumed from its checkpoint at 3.
         for step in range(4, 7):
             writer.write(step, loss=10.0 * step)

@@ -224,38 +224,39 @@ def evaluate_workdir(workdir, *, splits=("validation", "test"), num_overlays: in
             }
         results[split] = out
 
-    overlay_dir = workdir / "overlays"
-    overlay_dir.mkdir(exist_ok=True)
-    dataset = make_eval_dataset(
-        sources["test"],
-        batch_size=config.eval.batch_size,
-        image_size=tuple(config.data.image_size),
-        **pipeline_options(config.data),
-    )
-    host = next(iter(dataset))
-    batch = make_global_batch({"image": host["image"]}, mesh)
-    scores, maps = jax.jit(lambda x: model.apply(variables, x, train=False, return_maps=True))(
-        batch["image"]
-    )
-    heat = np.asarray(class_maps_to_heatmaps(maps, tuple(config.data.image_size)))
-    masks = None
-    if threshold is not None:
-        masks = np.asarray(
-            segmentation_from_heatmaps(
-                heat, class_mask=np.asarray(scores) > 0, background_threshold=threshold
+    if num_overlays > 0:  # Heat-map overlays of the first test images.
+        overlay_dir = workdir / "overlays"
+        overlay_dir.mkdir(exist_ok=True)
+        dataset = make_eval_dataset(
+            sources["test"],
+            batch_size=config.eval.batch_size,
+            image_size=tuple(config.data.image_size),
+            **pipeline_options(config.data),
+        )
+        host = next(iter(dataset))
+        batch = make_global_batch({"image": host["image"]}, mesh)
+        scores, maps = jax.jit(lambda x: model.apply(variables, x, train=False, return_maps=True))(
+            batch["image"]
+        )
+        heat = np.asarray(class_maps_to_heatmaps(maps, tuple(config.data.image_size)))
+        masks = None
+        if threshold is not None:
+            masks = np.asarray(
+                segmentation_from_heatmaps(
+                    heat, class_mask=np.asarray(scores) > 0, background_threshold=threshold
+                )
             )
-        )
-    names = list(config.data.get("class_names", None) or range(config.data.num_classes))
-    for i in range(min(num_overlays, int(host["valid"].sum()))):
-        image = host["image"][i]
-        image = (image - image.min()) / max(float(image.max() - image.min()), 1e-6)
-        save_overlay(
-            overlay_dir / f"test_{i:02d}.png",
-            image,
-            heat[i],
-            host["labels"][i] > 0.5,
-            mask=None if masks is None else masks[i],
-            class_names=[str(name) for name in names],
-        )
+        names = list(config.data.get("class_names", None) or range(config.data.num_classes))
+        for i in range(min(num_overlays, int(host["valid"].sum()))):
+            image = host["image"][i]
+            image = (image - image.min()) / max(float(image.max() - image.min()), 1e-6)
+            save_overlay(
+                overlay_dir / f"test_{i:02d}.png",
+                image,
+                heat[i],
+                host["labels"][i] > 0.5,
+                mask=None if masks is None else masks[i],
+                class_names=[str(name) for name in names],
+            )
     (workdir / "eval.json").write_text(json.dumps(results, indent=2))
     return results

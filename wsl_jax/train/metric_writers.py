@@ -34,6 +34,8 @@ from pathlib import Path
 
 import jax
 
+from wsl_jax.train.workdir import write_atomically
+
 __all__ = ["EventFileWriter", "MetricWriter", "crc32c", "read_events"]
 
 
@@ -116,7 +118,8 @@ class EventFileWriter:
     """Appends scalar summaries to one TensorBoard event file in ``logdir``.
 
     ``restart_step`` (a resumed run) writes a ``SessionLog.START`` at that step first, so that
-    TensorBoard discards what earlier event files logged from that step on.
+    TensorBoard's event loader (``EventAccumulator``, checked in the tests) discards what earlier
+    event files logged from that step on.
 
     >>> import tempfile
     >>> writer = EventFileWriter(tempfile.mkdtemp())
@@ -158,7 +161,8 @@ class EventFileWriter:
 
 
 def read_events(path) -> list[dict]:
-    """Reads an event file back: one ``{"step", "wall_time", "values"}`` dict per record.
+    """Reads an event file back: one ``{"step", "wall_time", "values"}`` dict per record, plus
+    ``"session_start": True`` on a ``SessionLog.START`` record (a resumed run's restart step).
 
     Checks both CRCs of every record (``ValueError`` on a corrupt file). See :class:`EventFileWriter`.
 
@@ -240,12 +244,21 @@ def _parse_event(message: bytes) -> dict:
     return event
 
 
+def _step(line: str) -> float:
+    """The step of a ``metrics.jsonl`` line; ``inf`` (dropped on resume) for a torn or blank one."""
+    try:
+        return json.loads(line)["step"]
+    except (ValueError, KeyError, TypeError):
+        return math.inf
+
+
 class MetricWriter:
     """``metrics.jsonl`` plus TensorBoard scalars in ``workdir/tensorboard``; process 0 only.
 
     ``resume_step`` is the step a run resumes from (``0`` for a fresh start): the lines of
-    ``metrics.jsonl`` logged after it by an interrupted run are dropped, and TensorBoard is told to
-    drop its events after it too, so every step is logged once. ``None`` appends to what is there.
+    ``metrics.jsonl`` logged after it by an interrupted run (and a line torn by the kill) are
+    dropped, and a ``SessionLog.START`` tells TensorBoard's event loader to drop its events after it
+    too, so the steps a resumed run repeats are logged once. ``None`` appends to what is there.
 
     Numbers (Python or NumPy scalars, 0-d arrays) go to both; other values (strings, lists) to the
     JSON lines only. See also the module docstring.
@@ -269,11 +282,9 @@ class MetricWriter:
         self._events = None
         if self.enabled and resume_step is not None and self.path.exists():
             kept = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= resume_step
+                line for line in self.path.read_text().splitlines() if _step(line) <= resume_step
             ]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            write_atomically(self.path, "".join(line + "\n" for line in kept))
         if self.enabled and tensorboard:
             restart = None if resume_step is None else resume_step + 1
             self._events = EventFileWriter(self.workdir / "tensorboard", restart_step=restart)
