@@ -127,6 +127,12 @@ def test_tiles_are_the_labelled_source_images(tiny, fake_tar):
                 y0, x0, y1, x1 = np.round(box * 64).astype(int)
                 tile = Image.fromarray(images.decode(int(src))).resize((y1 - y0, y1 - y0), Image.BILINEAR)
                 np.testing.assert_array_equal(e["image"][y0:y1, x0:x1], np.asarray(tile))
+            # The mask is the class + 1 exactly over the tiles, background 0 elsewhere.
+            expected = np.zeros((64, 64), np.uint8)
+            for box, cls in zip(np.asarray(e["boxes"]), e["label_per_box"]):
+                y0, x0, y1, x1 = np.round(box * 64).astype(int)
+                expected[y0:y1, x0:x1] = cls + 1
+            np.testing.assert_array_equal(e["mask"][..., 0], expected)
 
 
 def test_train_and_validation_sources_are_disjoint(fake_tar):

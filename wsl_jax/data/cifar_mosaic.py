@@ -4,7 +4,8 @@ Each canvas (default 128x128 RGB) holds ``min_objects..max_objects`` CIFAR-10 im
 (bilinear) to a random square side in ``object_size`` and placed at a random offset inside its own cell
 of a regular grid (``canvas_size // object_size[1]`` cells per side), so objects never overlap. The
 background is a random gray level per canvas plus Gaussian noise (``background_noise``). A box is the
-whole pasted square (CIFAR objects fill most of their 32x32 frame).
+whole pasted square (CIFAR objects fill most of their 32x32 frame), and the segmentation mask labels
+each pasted square with its class (a *tile* mask: the CIFAR image's own background counts as object).
 
 Sources are read directly (``tarfile``) from the JPEG archive ``cifar10-jpg.tar.gz`` with members
 ``train/<class>/NNNN.jpg`` and ``test/<class>/NNNN.jpg``. Its path is resolved in this order: the
@@ -16,7 +17,8 @@ deterministic functions of ``(seed, split, index)``.
 
 Features (conventions of ``wsl_jax.data.clutter``):
 
-* ``image``: ``Image((S, S, 3))`` PNG;
+* ``image``: ``Image((S, S, 3))`` PNG, ``mask``: ``Image((S, S, 1))`` PNG (0 background, class + 1
+  over each pasted image);
 * ``labels``: ``Tensor((10,), uint8)`` multi-hot (CIFAR-10 class order, ``CIFAR10_CLASSES``);
 * ``boxes``: ``Sequence(BBoxFeature())`` ``[ymin, xmin, ymax, xmax]`` normalised, max edges exclusive;
 * ``label_per_box``: ``Sequence(ClassLabel(names=CIFAR10_CLASSES))``;
@@ -213,6 +215,8 @@ def compose_mosaic(images: CifarImages, pool: np.ndarray, config: MosaicConfig,
     >>> ex = compose_mosaic(imgs, np.arange(5), MosaicConfig(name="x", canvas_size=32, object_size=(8, 16)), rng)
     >>> ex["image"].shape, len(ex["boxes"]) == len(ex["label_per_box"]) == int(ex["labels"].sum())
     ((32, 32, 3), True)
+    >>> sorted(set(np.unique(ex["mask"])) - {0}) == sorted(int(c) + 1 for c in ex["label_per_box"])
+    True
     """
     s, (lo, hi) = config.canvas_size, config.object_size
     grid = config.grid_size()
@@ -225,6 +229,7 @@ def compose_mosaic(images: CifarImages, pool: np.ndarray, config: MosaicConfig,
     gray = rng.uniform(0, 255)
     canvas = gray + config.background_noise * rng.standard_normal((s, s, 3))
     canvas = np.clip(np.round(canvas), 0, 255).astype(np.uint8)
+    mask = np.zeros((s, s, 1), np.uint8)
     boxes = []
     for source, c in zip(chosen, cells):
         size = int(rng.integers(lo, min(hi, cell) + 1))
@@ -232,11 +237,13 @@ def compose_mosaic(images: CifarImages, pool: np.ndarray, config: MosaicConfig,
         x = int(c % grid) * cell + int(rng.integers(0, cell - size + 1))
         tile = Image.fromarray(images.decode(int(source))).resize((size, size), Image.BILINEAR)
         canvas[y:y + size, x:x + size] = np.asarray(tile, np.uint8)
+        mask[y:y + size, x:x + size] = images.labels[source] + 1
         boxes.append([y, x, y + size, x + size])
     labels = np.zeros(len(CIFAR10_CLASSES), np.uint8)
     labels[images.labels[chosen]] = 1
     return {
         "image": canvas,
+        "mask": mask,
         "labels": labels,
         "boxes": np.asarray(boxes, np.float32).reshape(-1, 4) / np.float32(s),
         "label_per_box": images.labels[chosen].astype(np.int64),
@@ -268,8 +275,8 @@ class CifarMosaic(tfds.core.GeneratorBasedBuilder):
         test = builder.as_data_source(split="test")
     """
 
-    VERSION = tfds.core.Version("1.0.0")
-    RELEASE_NOTES = {"1.0.0": "Initial release."}
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES = {"1.0.0": "Initial release.", "1.1.0": "Tile segmentation masks (same canvases)."}
     BUILDER_CONFIGS = [
         MosaicConfig(name="default", description="128x128 canvases, 1-4 objects of 32-64 px, 20000/2000/4000."),
         MosaicConfig(name="small", description="128x128 canvases, 1-4 objects of 32-64 px, 2000/500/500.",
@@ -302,6 +309,7 @@ class CifarMosaic(tfds.core.GeneratorBasedBuilder):
             supervised_keys=("image", "labels"),
             features=tfds.features.FeaturesDict({
                 "image": tfds.features.Image(shape=(s, s, 3), encoding_format="png"),
+                "mask": tfds.features.Image(shape=(s, s, 1), encoding_format="png"),
                 "labels": tfds.features.Tensor(shape=(len(CIFAR10_CLASSES),), dtype=np.uint8),
                 "boxes": tfds.features.Sequence(tfds.features.BBoxFeature()),
                 "label_per_box": tfds.features.Sequence(tfds.features.ClassLabel(names=CIFAR10_CLASSES)),
@@ -344,6 +352,7 @@ class CifarMosaic(tfds.core.GeneratorBasedBuilder):
             ex = compose_mosaic(images, pool, config, example_rng(config.seed, split, i))
             yield i, {
                 "image": _png(ex["image"]),
+                "mask": _png(ex["mask"][..., 0]),
                 "labels": ex["labels"],
                 "boxes": [tfds.features.BBox(*(float(v) for v in box)) for box in ex["boxes"]],
                 "label_per_box": ex["label_per_box"],
