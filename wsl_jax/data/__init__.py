@@ -1,7 +1,7 @@
 """Data: cluttered-digit tfds builders (array_record, no TensorFlow) and the grain input pipeline.
 
 Importing this package registers the tfds builders ``cluttered_digits`` and ``cluttered_mnist``.
-It also registers ``cifar_mosaic`` (CIFAR-10 mosaics with boxes) and ``labeled_image_folder``
+It also registers ``cifar_mosaic`` (CIFAR-10 mosaics with boxes and tile masks) and ``labeled_image_folder``
 (``<root>/<split>/<class>/`` images), and provides the VOC 2007 adapter (``voc_source``) and the
 xlsa17 zero-shot loader (``load_xlsa17``).
 
