@@ -171,6 +171,29 @@ def summarize(runs: list[dict]) -> dict:
     }
 
 
+def markdown_table(table: dict) -> str:
+    """One row per head, test mAP / pointing game / mIoU (mean ± std over seeds) per data set.
+
+    >>> print(markdown_table({"d": {"gap": {"test_mAP": [0.5, 0.01, 3], "mIoU": [0.2, 0.0, 3]}}}))
+    | head | d mAP | d PG | d mIoU |
+    |---|---|---|---|
+    | gap | 0.500 ± 0.010 | – | 0.200 ± 0.000 |
+    """
+    datasets = list(table)
+    header = ["head"] + [f"{d} {m}" for d in datasets for m in ("mAP", "PG", "mIoU")]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for head in HEADS:
+        if not any(head in table[d] for d in datasets):
+            continue
+        cells = [head]
+        for d in datasets:
+            for metric in ("test_mAP", "pointing_game", "mIoU"):
+                value = table[d].get(head, {}).get(metric)
+                cells.append("–" if value is None else f"{value[0]:.3f} ± {value[1]:.3f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
 def plot(table: dict, path: Path) -> None:
     """Per data set: the metrics of the main heads (bars), and test mAP against k (the sweep)."""
     import matplotlib
@@ -262,10 +285,7 @@ def main(argv=None) -> dict:
         results = _write_results(results_path, runs, args)  # After every run: partial results.
     results = _write_results(results_path, runs, args)
     plot(results["table"], args.out / "negative_evidence.png")
-    for dataset, heads in results["table"].items():
-        for head, metrics in heads.items():
-            shown = ", ".join(f"{m} {v[0]:.4f} ± {v[1]:.4f}" for m, v in metrics.items())
-            print(f"{dataset:>16} {head:>11}: {shown}")
+    print(markdown_table(results["table"]))
     return results
 
 
