@@ -12,7 +12,7 @@ from jax.test_util import check_grads
 
 import wsl_jax
 from wsl_jax import selection
-from wsl_jax.pooling import class_wise_mean, lse_pool, max_min_pool, resolve_k
+from wsl_jax.pooling import CONVENTIONS, class_wise_mean, lse_pool, max_min_pool, resolve_k
 
 
 # --------------------------------------------------------------------------------------------------
@@ -242,8 +242,153 @@ def test_where_mask_on_fast_path():
     z = rng.normal(size=(3, 60, 8)).astype(np.float32)
     mask = rng.random((3, 60, 8)) > 0.3
     out = max_min_pool(jnp.asarray(z), k_max=0.2, k_min=5, lam=0.7, axis=1, where=jnp.asarray(mask))
-    expected, _ = oracle_pool(z.transpose(0, 2, 1), 12, 5, 0.7, where=mask.transpose(0, 2, 1))
+    # 0.2 of each row's valid regions (not 12 = 0.2 of the 60 padded ones).
+    expected, _ = oracle_pool_per_row(z.transpose(0, 2, 1), mask.transpose(0, 2, 1), 0.2, 5, 0.7)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+
+
+def oracle_row_k(k, n_valid, convention, top):
+    """The count ``k`` resolves to in a row with ``n_valid`` valid regions (per-row fraction rule)."""
+    if n_valid == 0:
+        return 0
+    if convention == "wildcat":
+        if 0 < k < 1:  # A fraction: round(k·n_v), half to even; k⁺ at least one.
+            count = round(k * n_valid)
+            return max(count, 1) if top else count
+        return 0 if k <= 0 else int(min(k, n_valid))
+    if isinstance(k, float):
+        return 0 if k == 0 else max(1, math.floor(k * n_valid + 0.5))
+    return min(k, n_valid)
+
+
+def oracle_pool_per_row(z, where, k_max, k_min, lam, convention="paper"):
+    """Pools the last axis of ``z`` with ``k`` resolved per row; the scores and their sum's gradient."""
+    z = np.asarray(z, np.float64)
+    out = np.zeros(z.shape[:-1])
+    grad = np.zeros_like(z)
+    for idx in np.ndindex(z.shape[:-1]):
+        ids = np.flatnonzero(where[idx])
+        kt = oracle_row_k(k_max, ids.size, convention, top=True)
+        kb = oracle_row_k(k_min, ids.size, convention, top=False)
+        if kt == 0:
+            continue
+        vals = z[idx][ids]
+        scale = 0.5 if convention == "wildcat" and kb > 0 else 1.0
+        top = ids[np.argsort(-vals, kind="stable")[:kt]]
+        out[idx] = scale * z[idx][top].mean()
+        grad[idx][top] += scale / kt
+        if kb:
+            bot = ids[np.argsort(vals, kind="stable")[:kb]]
+            out[idx] += scale * lam * z[idx][bot].mean()
+            grad[idx][bot] += scale * lam / kb
+    return out, grad
+
+
+def _random_mask(rng, shape, n):
+    """A mask of ``shape`` (regions last, ``n`` of them) with rows of 0, 1 and all valid regions."""
+    mask = rng.random(shape) < rng.uniform(0.1, 0.9, size=shape[:-1] + (1,))
+    flat = mask.reshape(-1, n)
+    flat[0], flat[1], flat[2] = False, np.arange(n) == n // 2, True
+    flat[3] = np.arange(n) < 3  # Small rows: a fraction resolves to 1 there.
+    return flat.reshape(shape)
+
+
+PER_ROW_CASES = [
+    ("paper", 1.0, 0.25, 0.4),  # k⁺ = all valid regions of each row (the static shortcut).
+    ("paper", 0.05, 0.05, 0.7),  # Resolves to 1 of the padded regions: 1 in every row (arg-max).
+    ("paper", 0.15, 0.0, 1.0),  # 2 or more padded, 1 in small rows: the per-row search.
+    ("paper", 0.97, 0.6, 0.0),
+    ("paper", 0.4, 3, 2.0),  # An int k⁻ beside a float k⁺; λ > 1.
+    ("wildcat", 0.3, 0.2, 0.7),
+    ("wildcat", 0.5, 0.5, 1.0),  # Half-to-even cases: 2.5 → 2, 1.5 → 2.
+    ("wildcat", 0.1, 0.1, 0.7),  # Rounds to 0 in small rows: k⁺ clamped to 1, no bottom term.
+    ("wildcat", 3.0, 2.0, 0.7),  # Floats ≥ 1 are counts.
+]
+
+
+@pytest.mark.parametrize("convention,k_max,k_min,lam", PER_ROW_CASES)
+@pytest.mark.parametrize(
+    "shape,axis,kind",
+    [((8, 12), -1, "ties"), ((2, 5, 5, 3), (1, 2), "normal")],
+    ids=str,
+)
+def test_where_float_k_resolves_per_row(convention, k_max, k_min, lam, shape, axis, kind):
+    rng = np.random.default_rng(hash((shape, kind)) % 2**32)
+    if kind == "normal":
+        z = rng.normal(size=shape).astype(np.float32)
+    else:
+        z = rng.integers(-2, 3, size=shape).astype(np.float32)
+    axes = (axis,) if isinstance(axis, int) else axis
+    # The oracle's view: pooled axes last, merged.
+    last = tuple(i for i in range(len(shape)) if i not in [a % len(shape) for a in axes])
+    last += tuple(a % len(shape) for a in axes)
+    n = int(np.prod([shape[a] for a in axes]))
+    mask_view = _random_mask(rng, tuple(shape[i] for i in last[: -len(axes)]) + (n,), n)
+    mask = np.transpose(mask_view.reshape(tuple(shape[i] for i in last)), np.argsort(last)).copy()
+    z_view = np.transpose(z, last).reshape(mask_view.shape)
+    expected, expected_grad = oracle_pool_per_row(z_view, mask_view, k_max, k_min, lam, convention)
+    kw = {"k_max": k_max, "k_min": k_min, "lam": lam, "axis": axis, "convention": convention}
+    zj, mj = jnp.asarray(z), jnp.asarray(mask)
+    out, grad = pool_and_grad(zj, where=mj, **kw)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    if len(shape) == 2:
+        jitted = jax.jit(lambda x, m: max_min_pool(x, where=m, **kw))(zj, mj)
+        np.testing.assert_allclose(jitted, expected, rtol=1e-5, atol=1e-6)
+    grad_view = np.transpose(np.asarray(grad), last).reshape(mask_view.shape)
+    np.testing.assert_allclose(grad_view, expected_grad, rtol=1e-6, atol=1e-7)
+    if len(shape) == 4:  # vmap over the leading axis: the pooled axes shift down by one.
+        kw_v = {**kw, "axis": tuple(a % len(shape) - 1 for a in axes)}
+        vmapped = jax.vmap(lambda x, m: max_min_pool(x, where=m, **kw_v))(zj, mj)
+        np.testing.assert_allclose(vmapped, expected, rtol=1e-5, atol=1e-6)
+        g_vmap = jax.vmap(jax.grad(lambda x, m: max_min_pool(x, where=m, **kw_v).sum()))(zj, mj)
+        np.testing.assert_allclose(g_vmap, grad, rtol=1e-6, atol=1e-7)
+
+
+def test_where_float_k_docstring_rule():
+    z = jnp.tile(jnp.arange(1.0, 11.0), (2, 1))
+    mask = jnp.arange(10) < jnp.array([[10], [4]])
+    # 0.4 of 10 regions is 4, of 4 regions 2 (not the 4 of the padded count).
+    np.testing.assert_allclose(max_min_pool(z, k_max=0.4, where=mask), [8.5, 3.5])
+    # wildcat: round(0.25·10) = 2 and round(0.25·4) = 1; round(0.25·2 = 0.5) = 0 → clamped to 1.
+    mask = jnp.arange(10) < jnp.array([[10], [4], [2]])
+    out = max_min_pool(jnp.tile(z[:1], (3, 1)), k_max=0.25, where=mask, convention="wildcat")
+    np.testing.assert_allclose(out, [9.5, 4.0, 2.0])
+
+
+def test_where_float_k_check_grads():
+    rng = np.random.default_rng(7)
+    z = jnp.asarray(rng.permutation(4 * 30 * 3).reshape(4, 30, 3) * 0.1, jnp.float32)  # No ties.
+    mask = jnp.asarray(_random_mask(rng, (4, 3, 30), 30).transpose(0, 2, 1))
+    for convention in CONVENTIONS:
+        kw = {"k_max": 0.3, "k_min": 0.2, "lam": 0.7, "axis": 1, "convention": convention}
+        check_grads(
+            lambda x, kw=kw: max_min_pool(x, where=mask, **kw), (z,), 1, modes=("rev",), eps=1e-2
+        )
+
+
+@pytest.mark.parametrize("convention", CONVENTIONS)
+def test_int_k_with_where_and_float_k_without_where_unchanged(convention):
+    rng = np.random.default_rng(8)
+    z = rng.normal(size=(3, 40, 5)).astype(np.float32)
+    mask = rng.random((3, 40, 5)) < 0.3
+    mask[0, :, 0] = False
+    kw = {"axis": 1, "convention": convention}
+    half = convention == "wildcat"
+    z_view, m_view = z.transpose(0, 2, 1), mask.transpose(0, 2, 1)
+    # Integer counts with a mask: clamped to the valid count of each row, as before.
+    out = max_min_pool(jnp.asarray(z), k_max=7, k_min=4, lam=0.7, where=jnp.asarray(mask), **kw)
+    expected, _ = oracle_pool(z_view, 7, 4, 0.7, where=m_view, half=half)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+    # Float fractions without a mask: resolved against the n regions, as before; an all-True mask
+    # gives the same values.
+    for k_max, k_min in [(0.2, 0.1), (0.05, 0.3)]:
+        out = max_min_pool(jnp.asarray(z), k_max=k_max, k_min=k_min, lam=0.7, **kw)
+        kt, kb = oracle_k(k_max, 40, convention), oracle_k(k_min, 40, convention)
+        expected, _ = oracle_pool(z_view, kt, kb, 0.7, half=half and kb > 0)
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
+        full = jnp.ones(z.shape, bool)
+        out_full = max_min_pool(jnp.asarray(z), k_max=k_max, k_min=k_min, lam=0.7, where=full, **kw)
+        np.testing.assert_allclose(out_full, out, rtol=1e-6, atol=1e-7)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -12,6 +12,9 @@ Two conventions are offered by :func:`max_min_pool`:
   ``round(k·n)`` (round half to even, no minimum of one), any other ``k`` to ``int(k)``, clamped to ``n``.
   A ``k⁺`` that resolves to zero regions is an error here (the official code returns NaN).
 
+With a ``where=`` mask, a float fraction is resolved per row against that row's number of valid regions
+(see :func:`max_min_pool`); an int count is clamped to it.
+
 Ties are broken deterministically: among equal scores the lowest region index is selected first, for
 the top and for the bottom set alike (``-0.0`` and ``+0.0`` count as equal). The gradient is the exact
 subgradient of the selection: ``1/k⁺`` on each selected top region plus ``λ/k⁻`` on each selected bottom
@@ -213,12 +216,21 @@ def max_min_pool(
     Args:
       scores: region scores, float32/bfloat16 (any float or int dtype); accumulation is in float32 and
         the result has the input's float dtype (float32 for integer input).
-      k_max: number of top regions ``k⁺ ≥ 1``: an int count, or a float fraction in ``(0, 1]``.
-      k_min: number of bottom regions ``k⁻ ≥ 0`` (``0`` drops the negative-evidence term).
+      k_max: number of top regions ``k⁺ ≥ 1``: an int count, or a float fraction in ``(0, 1]`` of the
+        ``n`` regions on ``axis`` or, with ``where``, of each row's ``n_v`` valid regions (see ``where``).
+      k_min: number of bottom regions ``k⁻ ≥ 0`` (``0`` drops the negative-evidence term); an int
+        count or a float fraction, resolved like ``k_max``.
       lam: weight ``λ ≥ 0`` of the bottom term (a Python float or a scalar array).
       axis: the region axis or axes, e.g. ``(1, 2)`` to pool NHWC class maps into ``(B, C)``.
       where: optional boolean mask broadcastable to ``scores``; ``False`` regions are never selected.
-        A row with fewer valid regions than ``k`` averages the valid ones; a row with none gives 0.
+        A float fraction ``k`` is then resolved per row against that row's number ``n_v`` of valid
+        regions: ``max(1, floor(k·n_v + ½))`` in the paper convention (``k_min=0.0`` stays 0); in the
+        wildcat convention (float ``k < 1``) ``round(k·n_v)``, half to even, at least 1 for ``k_max``
+        (the official code would give NaN for a row where it rounds to 0), while a row whose ``k_min``
+        rounds to 0 has no bottom term and is not halved, as the official code on that row alone. The
+        fraction must still resolve to at least one of the ``n`` padded regions (checked as without
+        ``where``). An int count is clamped to ``n_v``: a row with fewer valid regions averages the
+        valid ones. A row with no valid region gives 0.
       convention: ``"paper"`` or ``"wildcat"`` (official PyTorch outputs); see the module docstring.
 
     Returns:
@@ -235,6 +247,10 @@ def max_min_pool(
       >>> maps = jnp.ones((2, 7, 7, 20))                  # NHWC class maps
       >>> max_min_pool(maps, k_max=0.2, k_min=0.2, lam=0.7, axis=(1, 2)).shape
       (2, 20)
+      >>> z = jnp.tile(jnp.arange(1.0, 11.0), (2, 1))       # two rows of ten regions
+      >>> mask = jnp.arange(10) < jnp.array([[10], [4]])  # 10 and 4 valid regions
+      >>> max_min_pool(z, k_max=0.4, where=mask)          # top 4 of 10: 8.5; top 2 of 4: 3.5
+      Array([8.5, 3.5], dtype=float32)
     """
     _check_convention(convention)
     x = _as_float_scores(scores)
@@ -250,6 +266,12 @@ def max_min_pool(
 
     rows, out_shape = _to_rows(x, axes)
     valid = None if where is None else _to_rows(where, axes)[0]
+    # With a mask, a float fraction is resolved per row against that row's valid count (static
+    # fraction, per-row count computed in the jitted body); without one the static count is exact.
+    frac_top = frac_bot = None
+    if valid is not None:
+        frac_top = _fraction(k_max, convention)
+        frac_bot = _fraction(k_min, convention) if k_bot > 0 else None
     pooled = _pool_rows(
         rows,
         valid,
@@ -257,21 +279,76 @@ def max_min_pool(
         k_top=k_top,
         k_bot=k_bot,
         half=convention == "wildcat" and k_bot > 0,
+        frac_top=frac_top,
+        frac_bot=frac_bot,
+        wildcat=convention == "wildcat",
     )
     return pooled.reshape(out_shape).astype(x.dtype)
 
 
-@functools.partial(jax.jit, static_argnames=("k_top", "k_bot", "half"))
-def _pool_rows(rows, valid, lam, *, k_top: int, k_bot: int, half: bool):
-    """Pools a ``(pre, n, post)`` view over its middle axis; jitted so eager calls compile once."""
+def _fraction(k, convention: str):
+    """The fraction a (validated) ``k`` stands for, as a Python float, or None for a count."""
+    if convention == "wildcat":
+        return float(k) if 0 < k < 1 else None
+    return None if isinstance(k, numbers.Integral) else float(k)
+
+
+def _fraction_counts(frac: float, n: int, *, wildcat: bool, at_least_one: bool) -> np.ndarray:
+    """Counts the fraction ``frac`` resolves to for ``0, 1, …, n`` valid regions (int32, ``n + 1``).
+
+    Paper: ``max(1, floor(frac·v + ½))``; wildcat: ``round(frac·v)`` (half to even), at least one if
+    ``at_least_one``; ``0`` for ``v = 0``. Computed in float64 exactly as :func:`resolve_k` does.
+    """
+    v = np.arange(n + 1)
+    counts = np.round(frac * v) if wildcat else np.floor(frac * v + 0.5)
+    if at_least_one or not wildcat:
+        counts = np.maximum(counts, 1)
+    return np.where(v > 0, np.minimum(counts, v), 0).astype(np.int32)
+
+
+@functools.partial(
+    jax.jit, static_argnames=("k_top", "k_bot", "half", "frac_top", "frac_bot", "wildcat")
+)
+def _pool_rows(
+    rows,
+    valid,
+    lam,
+    *,
+    k_top: int,
+    k_bot: int,
+    half: bool,
+    frac_top=None,
+    frac_bot=None,
+    wildcat: bool = False,
+):
+    """Pools a ``(pre, n, post)`` view over its middle axis; jitted so eager calls compile once.
+
+    ``frac_top``/``frac_bot`` (only with ``valid``): a float fraction resolved per row against the
+    row's valid count instead of the static ``k_top``/``k_bot`` (see :func:`_fraction_counts`).
+    """
     rows32 = rows.astype(jnp.float32)
+    n = rows.shape[1]
+    modes = {"top": k_top, "bot": k_bot}  # Static: 0 none, n all, 1 arg-max, else search.
     if valid is not None:
         n_valid = jnp.sum(valid, axis=1, dtype=jnp.int32)
-        k_top_eff, k_bot_eff = jnp.minimum(k_top, n_valid), jnp.minimum(k_bot, n_valid)
+        k_eff = {}
+        for name, k, frac in (("top", k_top, frac_top), ("bot", k_bot, frac_bot)):
+            if frac is None:
+                k_eff[name] = jnp.minimum(k, n_valid)
+                continue
+            counts = _fraction_counts(frac, n, wildcat=wildcat, at_least_one=name == "top")
+            k_eff[name] = jnp.asarray(counts)[n_valid]
+            if np.array_equal(counts, np.arange(n + 1)):
+                modes[name] = n  # Every valid region of every row.
+            elif np.all(counts[1:] == 1):
+                modes[name] = 1  # One region per non-empty row: the arg-max shortcut.
+            else:
+                modes[name] = -1  # Per-row counts: the threshold search.
+        k_top_eff, k_bot_eff = k_eff["top"], k_eff["bot"]
     else:
         k_top_eff, k_bot_eff = k_top, k_bot
     top, bottom = _selection_weights(
-        lax.stop_gradient(rows32), valid, k_top, k_bot, k_top_eff, k_bot_eff, rows.shape[1]
+        lax.stop_gradient(rows32), valid, modes["top"], modes["bot"], k_top_eff, k_bot_eff, n
     )
     # The selection is piecewise constant: the gradient w.r.t. the scores is exactly the weights
     # (SPEC §A1); λ stays differentiable.
@@ -279,11 +356,18 @@ def _pool_rows(rows, valid, lam, *, k_top: int, k_bot: int, half: bool):
     if bottom is not None:
         weights = weights + lam * lax.stop_gradient(bottom)
     pooled = jnp.sum(rows32 * weights, axis=1)
+    if half and frac_bot is not None:
+        # wildcat: a row whose k⁻ fraction rounds to 0 regions has no bottom term and is not halved.
+        return jnp.where(k_bot_eff > 0, 0.5, 1.0) * pooled
     return 0.5 * pooled if half else pooled
 
 
 def _selection_weights(rows, valid, k_top, k_bot, k_top_eff, k_bot_eff, n):
-    """Per-region weights ``[i∈T]/k⁺`` and ``[i∈B]/k⁻`` (float32, zero on masked regions; None if k⁻=0)."""
+    """Per-region weights ``[i∈T]/k⁺`` and ``[i∈B]/k⁻`` (float32, zero on masked regions; None if k⁻=0).
+
+    ``k_top``/``k_bot`` are static: ``0`` (none), ``n`` (all valid regions), ``1`` (arg-max) or
+    another value (search for the per-row counts ``k_top_eff``/``k_bot_eff``).
+    """
 
     def mean_weights(mask, k_eff):
         if valid is None:

@@ -353,6 +353,8 @@ def exact_masks(rows, valid, ks, descending, brackets=None):
       >>> valid = jnp.array([[True, False, True, True]])[..., None]
       >>> exact_masks(rows, valid, [jnp.array([[1]])], [True])[0][0, :, 0].tolist()
       [False, False, True, False]
+      >>> exact_masks(rows, valid, [jnp.array([[0]])], [True])[0][0, :, 0].tolist()  # k = 0: none
+      [False, False, False, False]
     """
     keys = ordered_keys(rows)
     masks = []
@@ -362,7 +364,8 @@ def exact_masks(rows, valid, ks, descending, brackets=None):
         start = None
         if brackets is not None:
             start = (rows if is_desc else -rows, brackets[0][i], brackets[1][i], brackets[2][i])
-        masks.append(_first_k_at_threshold(a, valid, _kth_key(a, valid, k, start), k))
+        mask = _first_k_at_threshold(a, valid, _kth_key(a, valid, k, start), k)
+        masks.append(mask & (k > 0)[:, None, :])  # k = 0 selects nothing (as threshold_masks).
     return masks
 
 
