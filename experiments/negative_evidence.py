@@ -61,7 +61,7 @@ HEADS = {
     "k0.1": (0.1, 0.1, 0.7),
     "k0.4": (0.4, 0.4, 0.7),
 }
-K_SWEEP = (("k1", "1"), ("k0.05", "0.05"), ("k0.1", "0.1"), ("maxmin_0.7", "0.2"), ("k0.4", "0.4"))
+K_SWEEP = (("k1", "1 region"), ("k0.05", "0.05"), ("k0.1", "0.1"), ("maxmin_0.7", "0.2"), ("k0.4", "0.4"))
 DATASETS = {
     # name → (tfds name, quick tfds name, image size, quick image size); study-sized builder configs.
     "cluttered_mnist": ("cluttered_mnist/small", "cluttered_mnist/tiny", (64, 64), (32, 32)),
