@@ -54,6 +54,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.eval_every = 500
     config.train.checkpoint_every = 250
     config.train.keep_checkpoints = 2
+    # Stop when a loss exceeds this factor × max(1, the first step's loss); README "Faults".
+    config.train.divergence_factor = 1e3
 
     config.eval = ml_collections.ConfigDict()
     config.eval.batch_size = 200

@@ -23,6 +23,7 @@ def get_config() -> ml_collections.ConfigDict:
     config = voc07_wildcat.get_config()
     config.data.name = "labeled_image_folder"
     config.data.root = ""  # <root>/{train,validation,test}/<class>/*.jpg
+    config.data.skip_corrupt_images = False  # True: leave undecodable images out, listed.
     config.data.dir = "~/tensorflow_datasets/mit67"
     config.data.num_classes = 67
     config.data.max_boxes = 4

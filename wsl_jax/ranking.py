@@ -40,6 +40,8 @@ Conventions:
   Positions whose objectives differ by float32 rounding only may be resolved differently from an
   exact computation; the loss value is then the same up to rounding. The loss is clamped at 0
   against rounding (its exact value is always ``>= 0`` since ``R*`` is a candidate).
+* **NaN.** A NaN among a class's kept scores gives that class a NaN loss (as every loss of the
+  package: NaN propagates, so that training stops on it; the metrics refuse NaN with an error).
 
 Example (two positives, three negatives; the negative scored 1.5 sits between the positives):
   >>> import jax, jax.numpy as jnp
@@ -223,6 +225,9 @@ def _impl(scores, pos, keep):
     swap = 2.0 * jnp.sum(weights * jnp.where(keep, s, 0), axis=0) / denom
     loss = (1.0 - ap) + swap
     loss = jnp.where(defined & (loss > 0), loss, jnp.zeros((), s.dtype))
+    # NaN policy (README "Faults"): a NaN among a class's kept scores makes its loss NaN, so the
+    # training loop's divergence guard sees it; the inference above only stays well-formed.
+    loss = jnp.where(jnp.any(jnp.isnan(s) & keep, axis=0), jnp.nan, loss)
     return loss.reshape(scores.shape[1:]), counts_i.reshape(scores.shape)
 
 

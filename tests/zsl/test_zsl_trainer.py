@@ -35,7 +35,7 @@ def _losses(workdir):
 
 
 def _params(workdir, step):
-    path = (workdir / "checkpoints" / str(step) / "default").absolute()
+    path = (workdir / "checkpoints" / str(step) / "state").absolute()
     return ocp.StandardCheckpointer().restore(path)["params"]
 
 

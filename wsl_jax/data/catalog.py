@@ -73,7 +73,12 @@ def _open_image_folder(data_config, data_dir: str) -> dict:
             "for data.name='labeled_image_folder'"
         )
     size = tuple(data_config.image_size)
-    builder = LabeledImageFolder(data_dir=data_dir, root=Path(root).expanduser(), image_size=size)
+    builder = LabeledImageFolder(
+        data_dir=data_dir,
+        root=Path(root).expanduser(),
+        image_size=size,
+        skip_corrupt=data_config.get("skip_corrupt_images", False),
+    )
     builder.download_and_prepare(file_format="array_record")
     sources = {}
     for split, name in _split_names(data_config).items():

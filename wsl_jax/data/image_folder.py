@@ -10,7 +10,10 @@ stored as PNG, so the examples batch directly with ``wsl_jax.data.make_train_dat
 
 Errors name the offending path: a missing ``root`` (``FileNotFoundError``), a root without split
 folders, a split folder without class folders, a class folder without images, or an image PIL cannot
-decode (``ValueError``).
+decode (``ValueError``, which also says how to skip such images). With ``skip_corrupt=True``
+(``config.data.skip_corrupt_images``) an image that cannot be decoded is left out instead, with a
+warning naming it; the build then ends by listing every skipped file in one warning and in
+``skipped_images.txt`` beside the prepared data.
 
 Features: ``image`` ``Image((h, w, 3))`` (``(None, None, 3)`` without ``image_size``), ``label``
 ``ClassLabel(names=classes)``, ``labels`` ``Tensor((C,), uint8)`` multi-hot (one-hot here),
@@ -42,6 +45,7 @@ from __future__ import annotations
 
 import io
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -130,7 +134,8 @@ def load_image_file(path: str | os.PathLike, image_size: tuple[int, int] | None 
 class LabeledImageFolder(tfds.core.GeneratorBasedBuilder):
     """Image classification data set from a ``<root>/<split>/<class>/`` tree (see the module docstring).
 
-    Keyword arguments: ``root`` (needed to build), ``image_size`` (optional ``(h, w)`` resize).
+    Keyword arguments: ``root`` (needed to build), ``image_size`` (optional ``(h, w)`` resize),
+    ``skip_corrupt`` (leave out, and report, images that cannot be decoded; default: refuse them).
 
     Example (the class list comes from the folders; build with ``download_and_prepare``):
       >>> import tempfile
@@ -147,8 +152,10 @@ class LabeledImageFolder(tfds.core.GeneratorBasedBuilder):
     RELEASE_NOTES = {"1.0.0": "Initial release."}
 
     def __init__(self, *, root: str | os.PathLike | None = None,
-                 image_size: tuple[int, int] | None = None, **kwargs):
+                 image_size: tuple[int, int] | None = None, skip_corrupt: bool = False, **kwargs):
         self._root = None if root is None else Path(root)
+        self._skip_corrupt = bool(skip_corrupt)
+        self.skipped: list[str] = []  # Files left out by the last build (skip_corrupt=True).
         self._image_size = None if image_size is None else (int(image_size[0]), int(image_size[1]))
         self._scan = None
         super().__init__(**kwargs)
@@ -194,15 +201,33 @@ class LabeledImageFolder(tfds.core.GeneratorBasedBuilder):
     def _split_generators(self, dl_manager):
         del dl_manager  # everything is local
         _, files = self.scan()
+        self.skipped = []
         return {split: self._generate_examples(items) for split, items in files.items()}
+
+    def _download_and_prepare(self, dl_manager, download_config=None):
+        super()._download_and_prepare(dl_manager, download_config=download_config)
+        if self.skipped:  # Written into the folder tfds is preparing; it moves with the data.
+            Path(os.fspath(self.data_dir), "skipped_images.txt").write_text("\n".join(self.skipped) + "\n")
+            warnings.warn(f"labeled_image_folder: {len(self.skipped)} image(s) could not be decoded "
+                          f"and were left out: {', '.join(self.skipped[:10])}"
+                          f"{' …' if len(self.skipped) > 10 else ''}", stacklevel=2)
 
     def _generate_examples(self, items: list[tuple[Path, int]]) -> Iterator[tuple[int, dict]]:
         classes, _ = self.scan()
         for i, (path, label) in enumerate(items):
+            try:
+                image = load_image_file(path, self._image_size)
+            except ValueError as error:
+                if not self._skip_corrupt:
+                    raise ValueError(f"{error} (set config data.skip_corrupt_images=True, builder "
+                                     "argument skip_corrupt=True, to leave such images out)") from error
+                warnings.warn(f"skipping {error}", stacklevel=2)
+                self.skipped.append(str(path))
+                continue
             multi_hot = np.zeros(len(classes), np.uint8)
             multi_hot[label] = 1
             yield i, {
-                "image": load_image_file(path, self._image_size),
+                "image": image,
                 "label": label,
                 "labels": multi_hot,
                 "file_name": f"{path.parent.name}/{path.name}",

@@ -43,6 +43,7 @@ from wsl_jax.localization_metrics import (
     pointing_game_accuracy,
 )
 from wsl_jax.train.state import data_mesh
+from wsl_jax.train.checkpoints import restore_best
 from wsl_jax.train.workdir import read_run_config
 
 THRESHOLDS = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2))
@@ -80,7 +81,8 @@ def load_run(workdir):
     workdir = Path(workdir).expanduser()
     config = read_run_config(workdir)
     model, _ = build_from_config(config)
-    variables = ocp.StandardCheckpointer().restore((workdir / "best").absolute())
+    best_file = workdir / "best.json"  # Its checksums verify best/ (runs made by hand have none).
+    variables = restore_best(workdir, json.loads(best_file.read_text()) if best_file.exists() else {})
     return config, model, variables
 
 

@@ -45,13 +45,25 @@ from tqdm.auto import tqdm
 from wsl_jax.data import make_eval_dataset, make_global_batch, make_train_dataset
 from wsl_jax.data.catalog import open_splits, pipeline_options
 from wsl_jax.models import build_model
+from wsl_jax.train.checkpoints import (
+    best_record,
+    checkpoint_record,
+    restore_best,
+    verify_restored,
+)
 from wsl_jax.train.evaluation import classification_metrics
+from wsl_jax.train.guard import StepGuard, all_finite
 from wsl_jax.train.metric_writers import MetricWriter
 from wsl_jax.train.objectives import make_objective
 from wsl_jax.train.optim import make_optimizer
 from wsl_jax.train.pretrained import load_pretrained_backbone
 from wsl_jax.train.state import TrainState, create_train_state, data_mesh
-from wsl_jax.train.workdir import record_config, restore_newest_readable, write_atomically
+from wsl_jax.train.workdir import (
+    check_config,
+    record_config,
+    restore_newest_readable,
+    write_atomically,
+)
 
 log = logging.getLogger(__name__)
 
@@ -93,8 +105,10 @@ def build_from_config(config):
 def make_train_step(model, tx, objective, mesh):
     """The jitted data-parallel step; the state's buffers are donated.
 
-    ``train_step(state, batch) -> (state, {"loss", "grad_norm"})``; ``batch`` holds global arrays
-    (``image``, ``labels``, ``valid``) sharded on ``"data"``.
+    ``train_step(state, batch) -> (state, {"loss", "grad_norm", "finite"})``; ``batch`` holds global
+    arrays (``image``, ``labels``, ``valid``) sharded on ``"data"``. ``finite`` is a device boolean:
+    the loss and the new state hold no NaN or infinity (read by :class:`~wsl_jax.train.guard.StepGuard`
+    when metrics are read, so no step waits for the host).
 
     Example (one step of a tiny model on a zeros batch; zero weights, so the scores are 0 and the
     loss is log 2; :func:`~wsl_jax.train.state.create_train_state` makes a random initial state):
@@ -138,7 +152,8 @@ def make_train_step(model, tx, objective, mesh):
             batch_stats=updates.get("batch_stats", state.batch_stats),
             opt_state=opt_state,
         )
-        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        finite = all_finite((loss, new_state))
+        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), "finite": finite}
 
     return train_step
 
@@ -223,11 +238,14 @@ def _checkpoint_manager(workdir: Path, config) -> ocp.CheckpointManager:
     return ocp.CheckpointManager((workdir / "checkpoints").absolute(), options=options)
 
 
-def _save(manager, step, state, train_iter):
+def _save(manager, step, state, train_iter, reference_loss):
+    record = checkpoint_record(state, reference_loss, data_position=train_iter.get_state())
     manager.save(
         step,
         args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state), data=grain.checkpoint.CheckpointSave(train_iter)
+            state=ocp.args.StandardSave(state),
+            data=grain.checkpoint.CheckpointSave(train_iter),
+            record=ocp.args.JsonSave(record),
         ),
     )
 
@@ -245,6 +263,16 @@ def _check_process_count(workdir: Path, manager: ocp.CheckpointManager) -> None:
             )
     if jax.process_index() == 0:
         write_atomically(record, json.dumps({"process_count": jax.process_count()}))
+
+
+def _checked(guard: StepGuard, manager: ocp.CheckpointManager, writer: MetricWriter) -> np.ndarray:
+    """``guard.check()``; on a bad step, finishes pending checkpoint writes and the metric files first."""
+    try:
+        return guard.check()
+    except FloatingPointError:
+        manager.wait_until_finished()
+        writer.close()
+        raise
 
 
 def _open_splits_in_turn(data_config) -> dict:
@@ -266,7 +294,9 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
     into the time slots of a cluster).
 
     A whole run takes minutes: ``python train.py --config configs/digits_weldon.py --workdir
-    /tmp/wsl_digits``. Bad configs, and a workdir holding a run of another config, are refused:
+    /tmp/wsl_digits``. Bad configs, and a workdir holding a run of another config, are refused; a
+    refused run records nothing (``config.json`` is written once the run has started), so the
+    corrected command runs in the same workdir:
       >>> import tempfile
       >>> from configs import digits_weldon
       >>> config, workdir = digits_weldon.get_config(), tempfile.mkdtemp()
@@ -280,18 +310,15 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
       Traceback (most recent call last):
       ...
       ValueError: config data.name='no_such_set' is not a known data set; known: ...
-      >>> config.train.steps = 20
-      >>> train_and_evaluate(config, workdir)
-      Traceback (most recent call last):
-      ...
-      ValueError: workdir ... holds a run of a different config (.../config.json); use a new --workdir or the same config to resume.
+      >>> sorted(p.name for p in Path(workdir).iterdir())
+      []
     """
     workdir = Path(workdir).expanduser()
     workdir.mkdir(parents=True, exist_ok=True)
     is_main = jax.process_index() == 0
     mesh = data_mesh()
     _check_config(config, jax.device_count())
-    record_config(config, workdir)
+    check_config(config, workdir)  # Refused early; config.json is written once the run has started.
 
     sources = _open_splits_in_turn(config.data)
     image_size = tuple(config.data.image_size)
@@ -325,18 +352,32 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
         ocp.args.Composite(
             state=ocp.args.StandardRestore(state),
             data=grain.checkpoint.CheckpointRestore(train_iter),
+            record=ocp.args.JsonRestore(),
+        ),
+        verify=lambda restored, step: verify_restored(
+            restored["state"], restored["record"], step, data_position=train_iter.get_state()
         ),
     )
-    restored = None if restored is None else restored["state"]
+    reference_loss = None
     if restored is not None:
-        state = restored
+        state, reference_loss = restored["state"], restored["record"]["reference_loss"]
         log.info("resumed from step %d", start)
+    record_config(config, workdir)  # The run has validly started: it owns the workdir now.
     train_step = make_train_step(model, tx, make_objective(config.loss), mesh)
     predict = make_predict(model)
     writer = MetricWriter(workdir, resume_step=start)
     best_path = workdir / "best.json"
     best = json.loads(best_path.read_text()) if best_path.exists() else {"mAP": -1.0, "step": 0}
     checkpointer = ocp.StandardCheckpointer()
+    guard = StepGuard(
+        divergence_factor=config.train.get("divergence_factor", 1e3),
+        reference_loss=reference_loss,
+        last_good=lambda: (
+            f"The last good checkpoint (step {manager.latest_step()}) is kept in "
+            f"{workdir / 'checkpoints'}; lower the learning rate (or fix the data) and train in a "
+            "new --workdir."
+        ),
+    )
 
     total = config.train.steps
     stop = total if stop_after is None else max(min(stop_after, total), start)
@@ -354,13 +395,9 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
         batch = make_global_batch({k: host_batch[k] for k in _BATCH_FIELDS}, mesh)
         state, step_metrics = train_step(state, batch)
         done = step + 1
+        guard.add(done, step_metrics)  # Every step is checked when metrics are read next.
         if done % config.train.log_every == 0 or done == total:
-            loss = float(step_metrics["loss"])
-            if not np.isfinite(loss):
-                raise FloatingPointError(
-                    f"non-finite loss {loss} at step {done}; stopping. The last good checkpoint "
-                    f"(step {manager.latest_step()}) is kept in {workdir / 'checkpoints'}."
-                )
+            loss = float(_checked(guard, manager, writer)[-1])
             bar.set_postfix(loss=f"{loss:.4f}")
             writer.write(
                 done,
@@ -369,22 +406,21 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
                 steps_per_s=(done - start) / (time.perf_counter() - started),
             )
         if done % config.train.eval_every == 0 or done == total:
+            _checked(guard, manager, writer)  # Never evaluate (or select) a diverged state.
             val = evaluate_split(
                 predict, state.params, state.batch_stats, sources["val"], config, mesh
             )
             writer.write(done, val_mAP=val["mAP"])
             if val["mAP"] > best["mAP"]:  # Model selection on validation, never on test.
-                best = {"mAP": val["mAP"], "step": done}
-                checkpointer.save(
-                    (workdir / "best").absolute(),
-                    {"params": state.params, "batch_stats": state.batch_stats},
-                    force=True,
-                )
+                selected = {"params": state.params, "batch_stats": state.batch_stats}
+                best = best_record({"mAP": val["mAP"], "step": done}, selected)
+                checkpointer.save((workdir / "best").absolute(), selected, force=True)
                 checkpointer.wait_until_finished()
                 if is_main:
                     write_atomically(best_path, json.dumps(best))
         if done % config.train.checkpoint_every == 0 or done in (stop, total):
-            _save(manager, done, state, train_iter)
+            _checked(guard, manager, writer)  # Never checkpoint a diverged state.
+            _save(manager, done, state, train_iter, guard.reference_loss)
     bar.close()
     manager.wait_until_finished()
     if stop < total:
@@ -392,7 +428,7 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
         return {"stopped_at": stop, "steps": total}
 
     abstract = {"params": state.params, "batch_stats": state.batch_stats}
-    selected = checkpointer.restore((workdir / "best").absolute(), abstract)
+    selected = restore_best(workdir, best, abstract)
     test = evaluate_split(
         predict, selected["params"], selected["batch_stats"], sources["test"], config, mesh
     )

@@ -1,8 +1,10 @@
 """A training workdir's bookkeeping, shared by the weakly supervised and the zero-shot loops.
 
 ``config.json`` ties a workdir to one config (a different one is refused, so resuming never mixes
-runs), files other processes may read are written atomically, and resuming takes the newest
-checkpoint that can be read, deleting unreadable ones with a warning.
+runs); it is written only once a run has validly started (config, data and model checked), so a
+refused command leaves nothing behind. Files other processes may read are written atomically, and
+resuming takes the newest checkpoint that can be read and verified, deleting bad ones with a warning
+that names them.
 
 >>> import tempfile, pathlib, ml_collections
 >>> workdir = pathlib.Path(tempfile.mkdtemp())
@@ -26,7 +28,13 @@ from pathlib import Path
 import jax
 import ml_collections
 
-__all__ = ["read_run_config", "record_config", "restore_newest_readable", "write_atomically"]
+__all__ = [
+    "check_config",
+    "read_run_config",
+    "record_config",
+    "restore_newest_readable",
+    "write_atomically",
+]
 
 
 def write_atomically(path: Path, text: str) -> None:
@@ -42,8 +50,28 @@ def write_atomically(path: Path, text: str) -> None:
     partial.replace(path)
 
 
+def check_config(config, workdir: Path) -> None:
+    """Refuses a ``workdir`` holding another config's run; writes nothing.
+
+    >>> import tempfile, pathlib, ml_collections
+    >>> workdir = pathlib.Path(tempfile.mkdtemp())
+    >>> check_config(ml_collections.ConfigDict({"seed": 1}), workdir)  # an empty workdir: accepted
+    >>> record_config(ml_collections.ConfigDict({"seed": 0}), workdir)
+    >>> check_config(ml_collections.ConfigDict({"seed": 1}), workdir)
+    Traceback (most recent call last):
+    ...
+    ValueError: workdir ... holds a run of a different config (.../config.json); use a new --workdir or the same config to resume.
+    """
+    path = Path(workdir) / "config.json"
+    if path.exists() and json.loads(path.read_text()) != json.loads(config.to_json()):
+        raise ValueError(
+            f"workdir {workdir} holds a run of a different config ({path}); "
+            "use a new --workdir or the same config to resume."
+        )
+
+
 def record_config(config, workdir: Path) -> None:
-    """Refuses a ``workdir`` holding another config's run; process 0 (re)writes ``config.json``.
+    """:func:`check_config`, then process 0 (re)writes ``config.json``: the run has started.
 
     >>> import tempfile, pathlib, ml_collections
     >>> workdir = pathlib.Path(tempfile.mkdtemp())
@@ -53,14 +81,9 @@ def record_config(config, workdir: Path) -> None:
     ...
     ValueError: workdir ... holds a run of a different config (.../config.json); use a new --workdir or the same config to resume.
     """
-    path = workdir / "config.json"
-    if path.exists() and json.loads(path.read_text()) != json.loads(config.to_json()):
-        raise ValueError(
-            f"workdir {workdir} holds a run of a different config ({path}); "
-            "use a new --workdir or the same config to resume."
-        )
+    check_config(config, workdir)
     if jax.process_index() == 0:
-        write_atomically(path, config.to_json(indent=2))
+        write_atomically(Path(workdir) / "config.json", config.to_json(indent=2))
 
 
 def read_run_config(workdir) -> ml_collections.ConfigDict:
@@ -81,12 +104,14 @@ def read_run_config(workdir) -> ml_collections.ConfigDict:
     return ml_collections.ConfigDict(json.loads(config_file.read_text()))
 
 
-def restore_newest_readable(manager, args):
-    """``(restored, step)`` of the newest readable checkpoint of ``manager``, or ``(None, 0)``.
+def restore_newest_readable(manager, args, *, verify=None):
+    """``(restored, step)`` of the newest readable, verified checkpoint of ``manager``, or ``(None, 0)``.
 
-    ``args`` are the orbax restore arguments. An unreadable (truncated, corrupt) checkpoint is
-    deleted with a warning, so that the resumed run can save that step again, and the next older
-    one is tried.
+    ``args`` are the orbax restore arguments; ``verify(restored, step)``, if given, raises (e.g.
+    :class:`~wsl_jax.train.guard.CorruptCheckpointError`) when what was read is not what was saved.
+    A checkpoint that cannot be read (truncated, corrupt) or fails ``verify`` is deleted with a
+    warning naming its step and the reason, so that the resumed run can save that step again, and
+    the next older one is tried.
 
     >>> import tempfile, orbax.checkpoint as ocp
     >>> manager = ocp.CheckpointManager(tempfile.mkdtemp())
@@ -95,11 +120,15 @@ def restore_newest_readable(manager, args):
     """
     for step in sorted(manager.all_steps(), reverse=True):
         try:
-            return manager.restore(step, args=args), step
-        except Exception as error:  # noqa: BLE001 — any unreadable checkpoint: fall back.
+            restored = manager.restore(step, args=args)
+            if verify is not None:
+                verify(restored, step)
+            return restored, step
+        except Exception as error:  # noqa: BLE001 — any unreadable or altered checkpoint: fall back.
+            path = Path(str(manager.directory)) / str(step)
             warnings.warn(
-                f"checkpoint at step {step} is unreadable ({type(error).__name__}: {error}); "
-                "removing it and trying an older one",
+                f"checkpoint {path} (step {step}) is unreadable or corrupt "
+                f"({type(error).__name__}: {error}); removing it and trying an older one",
                 stacklevel=2,
             )
             manager.delete(step)

@@ -75,6 +75,8 @@ def base_config() -> ml_collections.ConfigDict:
     config.train.checkpoint_every = 1
     config.train.eval_every = 1
     config.train.keep_checkpoints = 2
+    # Stop when a loss exceeds this factor × max(1, the first step's loss); README "Faults".
+    config.train.divergence_factor = 1e3
     config.train.log_test_curve = False
 
     config.eval = ml_collections.ConfigDict()

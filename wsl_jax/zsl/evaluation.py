@@ -67,6 +67,11 @@ def zsl_accuracy(scores, labels, *, classes) -> jax.Array:
     scores, labels = jnp.asarray(scores), jnp.asarray(labels)
     if scores.ndim != 2:
         raise ValueError(f"`scores` must be (N, C), got shape {scores.shape}.")
+    if labels.shape != scores.shape[:1]:
+        raise ValueError(
+            f"`labels` must have shape (N,) = {scores.shape[:1]} to match `scores` {scores.shape}, "
+            f"got {labels.shape}."
+        )
     classes = _ids("classes", classes, scores.shape[1])
     check_finite("scores", scores)
     if is_concrete(labels) and labels.size:
@@ -137,10 +142,15 @@ def gzsl_metrics(
     seen = _ids("seen_classes", seen_classes, num_classes)
     unseen = _ids("unseen_classes", unseen_classes, num_classes)
     check_splits(seen, unseen)
-    for name, lab, allowed, split in (
-        ("labels_seen", labels_seen, seen, "seen_classes"),
-        ("labels_unseen", labels_unseen, unseen, "unseen_classes"),
+    for name, lab, allowed, split, scores in (
+        ("labels_seen", labels_seen, seen, "seen_classes", scores_seen_split),
+        ("labels_unseen", labels_unseen, unseen, "unseen_classes", scores_unseen_split),
     ):
+        if jnp.shape(lab) != jnp.shape(scores)[:1]:
+            raise ValueError(
+                f"`{name}` must have shape {jnp.shape(scores)[:1]} (one label per row of its "
+                f"scores), got {jnp.shape(lab)}."
+            )
         if is_concrete(lab) and np.size(lab):
             outside = np.setdiff1d(np.asarray(lab), allowed)
             if outside.size:

@@ -45,10 +45,23 @@ from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from wsl_jax.data import make_global_batch
+from wsl_jax.train.checkpoints import (
+    best_record,
+    checkpoint_record,
+    restore_best,
+    verify_restored,
+)
+from wsl_jax.train.guard import StepGuard, all_finite
 from wsl_jax.train.metric_writers import MetricWriter
 from wsl_jax.train.state import TrainState
 from wsl_jax.train.state import data_mesh as make_mesh
-from wsl_jax.train.workdir import read_run_config, record_config, restore_newest_readable
+from wsl_jax.train.workdir import (
+    check_config,
+    read_run_config,
+    record_config,
+    restore_newest_readable,
+    write_atomically,
+)
 from wsl_jax.zsl.mining import SCHEMES, bootstrap_schedule, make_pairs, mine_negatives
 from wsl_jax.zsl.model import _distances, init_metric_params, pair_loss
 from wsl_jax.zsl.protocol import (
@@ -115,6 +128,8 @@ def make_zsl_train_step(
 
     ``x`` ``(B, d)`` and ``y`` ``(B,)`` (rows of ``attributes``, the training classes) are sharded
     on ``"data"``; negatives are mined inside the step with ``fold_in(key(seed), state.step)``.
+    ``metrics["finite"]``: the loss and the new state hold no NaN or infinity (a device boolean,
+    read by :class:`~wsl_jax.train.guard.StepGuard`).
 
     >>> import optax
     >>> mesh = make_mesh()
@@ -125,8 +140,8 @@ def make_zsl_train_step(
     ...                            seed=0)
     >>> b = make_global_batch({"x": np.ones((8, 4), np.float32), "y": np.arange(8) % 3}, mesh)
     >>> state, m = step(state, b["x"], b["y"], jnp.eye(3))
-    >>> int(state.step), sorted(m)
-    (1, ['grad_norm', 'loss'])
+    >>> int(state.step), sorted(m), bool(m["finite"])
+    (1, ['finite', 'grad_norm', 'loss'], True)
     """
     replicated = NamedSharding(mesh, P())
     key = jax.random.key(seed)
@@ -156,7 +171,8 @@ def make_zsl_train_step(
             opt_state=opt_state,
             params=optax.apply_updates(state.params, updates),
         )
-        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads)}
+        finite = all_finite((loss, new_state))
+        return new_state, {"loss": loss, "grad_norm": optax.tree.norm(grads), "finite": finite}
 
     return step
 
@@ -194,7 +210,7 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
     """
     workdir = Path(workdir).expanduser()
     workdir.mkdir(parents=True, exist_ok=True)
-    record_config(config, workdir)
+    check_config(config, workdir)  # Refused early; config.json is written once the run has started.
     mesh = make_mesh(config.train.num_devices)
     num_devices = mesh.shape["data"]
     batch_size = config.train.batch_size
@@ -238,14 +254,29 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
             max_to_keep=config.train.keep_checkpoints, create=True
         ),
     )
-    restored, start_step = restore_newest_readable(manager, ocp.args.StandardRestore(state))
+    restored, start_step = restore_newest_readable(
+        manager,
+        ocp.args.Composite(state=ocp.args.StandardRestore(state), record=ocp.args.JsonRestore()),
+        verify=lambda restored, step: verify_restored(restored["state"], restored["record"], step),
+    )
+    reference_loss = None
     if restored is not None:
-        state = restored
+        state, reference_loss = restored["state"], restored["record"]["reference_loss"]
     if start_step % steps_per_epoch:
         raise ValueError(
             f"checkpoint step {start_step} is not at an epoch boundary "
             f"({steps_per_epoch} steps per epoch): a different data set?"
         )
+    record_config(config, workdir)  # The run has validly started: it owns the workdir now.
+    guard = StepGuard(
+        divergence_factor=config.train.get("divergence_factor", 1e3),
+        reference_loss=reference_loss,
+        last_good=lambda: (
+            f"The last good checkpoint (step {manager.latest_step()}) is kept in "
+            f"{workdir / 'checkpoints'}; lower the learning rate (or fix the data) and train in a "
+            "new --workdir."
+        ),
+    )
     writer = MetricWriter(workdir, resume_step=start_step)
     best_path = workdir / "best.json"
     best = json.loads(best_path.read_text()) if best_path.exists() else {"value": -1.0, "epoch": 0}
@@ -264,21 +295,21 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
     started = time.perf_counter()
     for epoch in range(first, last):
         order = np.random.default_rng([config.seed, epoch]).permutation(len(x_train))
-        losses = []
         for i in range(steps_per_epoch):
             idx = order[i * batch_size : (i + 1) * batch_size]
             idx = idx.reshape(jax.process_count(), -1)[jax.process_index()]  # this host's rows
             batch = make_global_batch({"x": x_train[idx], "y": y_train[idx]}, mesh)
             state, step_metrics = step_fn(state, batch["x"], batch["y"], train_attributes)
-            losses.append(step_metrics["loss"])
+            # Bounds the steps in flight (unbounded, 8 CPU devices hang: see wsl_jax.train.guard).
+            guard.add(epoch * steps_per_epoch + i + 1, step_metrics)
             bar.update(1)
         done = epoch + 1
-        loss = float(np.mean(jax.device_get(losses)))
-        if not np.isfinite(loss):
-            raise FloatingPointError(
-                f"non-finite loss {loss} in epoch {done}; the last good "
-                f"checkpoint is kept in {workdir / 'checkpoints'}."
-            )
+        try:  # Every step checked before anything is logged, evaluated or saved.
+            loss = float(np.mean(guard.check()))
+        except FloatingPointError:
+            manager.wait_until_finished()
+            writer.close()
+            raise
         bar.set_postfix(loss=f"{loss:.4f}")
         step = done * steps_per_epoch
         writer.write(
@@ -299,13 +330,19 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
                 ]
             writer.write(step, epoch=done, **record)
             if value > best["value"]:  # Model selection on validation, never on test.
-                best = {"value": value, "epoch": done, "metric": name}
+                best = best_record({"value": value, "epoch": done, "metric": name}, state.params)
                 checkpointer.save((workdir / "best").absolute(), state.params, force=True)
                 checkpointer.wait_until_finished()
                 if jax.process_index() == 0:
-                    best_path.write_text(json.dumps(best))
+                    write_atomically(best_path, json.dumps(best))
         if done % config.train.checkpoint_every == 0 or done == epochs:
-            manager.save(step, args=ocp.args.StandardSave(state))
+            record = checkpoint_record(state, guard.reference_loss)
+            manager.save(
+                step,
+                args=ocp.args.Composite(
+                    state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)
+                ),
+            )
     bar.close()
     manager.wait_until_finished()
     if last < epochs:
@@ -339,7 +376,9 @@ def _score(params, task, config, splits):
 
 
 def _final_evaluation(config, task, workdir, abstract_params) -> dict:
-    params = ocp.StandardCheckpointer().restore((workdir / "best").absolute(), abstract_params)
+    best_file = workdir / "best.json"
+    best = json.loads(best_file.read_text()) if best_file.exists() else {}
+    params = restore_best(workdir, best, abstract_params)
     scores = _score(params, task, config, ("val_seen", "val_unseen", "test_seen", "test_unseen"))
     name, _ = validation_metric(task, scores)
     gamma, val_gzsl = calibrate_on_validation(task, scores)
