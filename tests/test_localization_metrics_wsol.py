@@ -162,9 +162,7 @@ def test_maxboxacc_multibox_multiclass_and_skipped_pairs():
 def test_maxboxacc_equals_reference_oracle_random(seed):
     rng = np.random.default_rng(seed)
     num, h, w, c, interval = 6, 28, 36, 2, 0.05
-    heat = np.stack(
-        [np.stack([_blobs(rng, h, w, 3) for _ in range(c)], -1) for _ in range(num)]
-    )
+    heat = np.stack([np.stack([_blobs(rng, h, w, 3) for _ in range(c)], -1) for _ in range(num)])
     heat[0, :, :, 0] = 0.0  # an empty map
     boxes = np.zeros((num, 3, 4), np.float32)
     box_labels = rng.integers(0, c, (num, 3))
@@ -186,8 +184,9 @@ def test_maxboxacc_equals_reference_oracle_random(seed):
                     for (y0, x0, y1, x1), lab in zip(boxes[b], box_labels[b])
                     if lab == k
                 ]
-                expected[b, k] = _ref_hits(heat[b, :, :, k].astype(np.float64), gt, interval,
-                                           IOU_THRESHOLDS)
+                expected[b, k] = _ref_hits(
+                    heat[b, :, :, k].astype(np.float64), gt, interval, IOU_THRESHOLDS
+                )
     np.testing.assert_array_equal(hits, expected)
     assert scored.sum() == labels.sum() and 0 < hits.sum() < hits.size  # not a trivial case
     out = maxboxacc(hits[scored].sum(0), scored.sum(), cam_curve_interval=interval)
@@ -195,8 +194,9 @@ def test_maxboxacc_equals_reference_oracle_random(seed):
     assert out["MaxBoxAccV2"] == pytest.approx(accuracy.max(1).mean())
     for i, d in enumerate(IOU_THRESHOLDS):
         assert out["MaxBoxAcc"][d] == pytest.approx(accuracy[i].max())
-        assert out["best_threshold"][d] == pytest.approx(np.arange(0, 1, interval)[
-            np.argmax(accuracy[i])])
+        assert out["best_threshold"][d] == pytest.approx(
+            np.arange(0, 1, interval)[np.argmax(accuracy[i])]
+        )
 
 
 def test_maxboxacc_ties_pick_the_first_threshold_and_nothing_scored_is_nan():
@@ -333,8 +333,9 @@ def test_pointwise_localization_counts_absent_and_missed_images():
 
 def test_pointwise_localization_bad_inputs():
     with pytest.raises(ValueError, match="no object, no hit"):
-        pointwise_localization(jnp.ones((2, 1)), jnp.array([[True], [True]]),
-                               jnp.array([[True], [False]]))
+        pointwise_localization(
+            jnp.ones((2, 1)), jnp.array([[True], [True]]), jnp.array([[True], [False]])
+        )
     with pytest.raises(ValueError, match="objects"):
         pointwise_localization(jnp.ones((2, 1)), jnp.ones((2, 1), bool), jnp.ones((2, 2), bool))
     with pytest.raises(ValueError, match="tolerance"):

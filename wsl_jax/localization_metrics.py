@@ -409,7 +409,9 @@ def pointwise_localization(scores, hits, objects, *, mode: str = "allpoint", whe
         raise ValueError(f"`scores` must have shape (N, C), got {scores.shape}.")
     for name, x in (("hits", hits), ("objects", objects)):
         if x.shape != scores.shape:
-            raise ValueError(f"`{name}` must have the shape of `scores` {scores.shape}, got {x.shape}.")
+            raise ValueError(
+                f"`{name}` must have the shape of `scores` {scores.shape}, got {x.shape}."
+            )
     hits, objects = hits.astype(bool), objects.astype(bool)
     if _concrete(hits, objects) and np.any(np.asarray(hits) & ~np.asarray(objects)):
         raise ValueError("`hits` must be False where `objects` is False (no object, no hit).")
@@ -476,9 +478,7 @@ def _iou_hits(pred: np.ndarray, gt: np.ndarray, iou_thresholds) -> np.ndarray:
     area_g = np.prod(gt[:, 2:] - gt[:, :2] + 1, axis=-1)
     union = area_p[:, None] + area_g[None, :] - inter
     ok = union > 0  # Degenerate boxes score IoU 0, as in the reference.
-    return np.array(
-        [bool(np.any(ok & (100 * inter >= delta * union))) for delta in iou_thresholds]
-    )
+    return np.array([bool(np.any(ok & (100 * inter >= delta * union))) for delta in iou_thresholds])
 
 
 def _check_iou_thresholds(iou_thresholds):
@@ -612,7 +612,9 @@ def maxboxacc(correct, total, *, cam_curve_interval: float = 0.01, iou_threshold
     return {
         "MaxBoxAccV2": float(np.mean(accuracy.max(axis=1))),
         "MaxBoxAcc": {d: float(accuracy[i].max()) for i, d in enumerate(iou_thresholds)},
-        "best_threshold": {d: float(round(taus[best[i]], 10)) for i, d in enumerate(iou_thresholds)},
+        "best_threshold": {
+            d: float(round(taus[best[i]], 10)) for i, d in enumerate(iou_thresholds)
+        },
     }
 
 
@@ -648,9 +650,7 @@ def _pxap_histograms(heatmaps, masks, labels, cam_curve_interval, ignore_index):
     return histogram(positive), histogram(negative)
 
 
-def pxap_histograms(
-    heatmaps, masks, labels, *, cam_curve_interval: float = 0.01, ignore_index=255
-):
+def pxap_histograms(heatmaps, masks, labels, *, cam_curve_interval: float = 0.01, ignore_index=255):
     """Score histograms of the ground-truth positive and negative pixels (PxAP inputs).
 
     Choe et al.'s reference (``MaskEvaluator``): each class map is min-max normalised and its
@@ -683,7 +683,9 @@ def pxap_histograms(
         raise ValueError(f"`heatmaps` must be 4-D (B, H, W, C) with pixels, got {heatmaps.shape}.")
     masks = jnp.asarray(masks)
     if masks.shape != heatmaps.shape[:3]:
-        raise ValueError(f"`masks` must have shape (B, H, W) = {heatmaps.shape[:3]}, got {masks.shape}.")
+        raise ValueError(
+            f"`masks` must have shape (B, H, W) = {heatmaps.shape[:3]}, got {masks.shape}."
+        )
     if not jnp.issubdtype(masks.dtype, jnp.integer):
         raise ValueError(f"`masks` must hold integer labels, got dtype {masks.dtype}.")
     if ignore_index is not None and not _is_int(ignore_index):

@@ -66,9 +66,9 @@ def test_wsol_evaluate_workdir_reports_the_metrics_thresholds_from_validation(tr
         assert 0.0 <= r["pointwise_localization"]["mAP"] <= 1.0
         assert len(r["pointwise_localization"]["AP"]) == 10
         assert "pointing_game" in r and "segmentation" in r
-    assert both["validation"]["wsol"]["gt_known_loc"] == both["validation"]["wsol"]["MaxBoxAcc"][
-        "50"
-    ]  # the validation accuracy at its own best threshold
+    assert (
+        both["validation"]["wsol"]["gt_known_loc"] == both["validation"]["wsol"]["MaxBoxAcc"]["50"]
+    )  # the validation accuracy at its own best threshold
     chosen = {
         k: both["test"][key][k]
         for key, k in (("segmentation", "background_threshold"), ("wsol", "cam_threshold"))
@@ -96,7 +96,9 @@ def test_wsol_evaluate_workdir_reports_the_metrics_thresholds_from_validation(tr
         warnings.simplefilter("always")
         default = evaluation.evaluate_workdir(trained, splits=("test",), num_overlays=0)
     assert any("no validation split" in str(w.message) for w in caught)
-    assert default["test"]["wsol"]["cam_threshold"] == evaluation.DEFAULT_THRESHOLDS["cam_threshold"]
+    assert (
+        default["test"]["wsol"]["cam_threshold"] == evaluation.DEFAULT_THRESHOLDS["cam_threshold"]
+    )
     assert (
         default["test"]["segmentation"]["background_threshold"]
         == evaluation.DEFAULT_THRESHOLDS["background_threshold"]
