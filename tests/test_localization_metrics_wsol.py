@@ -202,7 +202,11 @@ def test_maxboxacc_equals_reference_oracle_random(seed):
 def test_maxboxacc_ties_pick_the_first_threshold_and_nothing_scored_is_nan():
     out = maxboxacc(np.array([[1, 3, 3, 2]]), 4, cam_curve_interval=0.25, iou_thresholds=(50,))
     assert out["best_threshold"][50] == 0.25 and out["MaxBoxAcc"][50] == 0.75
-    assert np.isnan(maxboxacc(np.zeros((3, 100)), 0)["MaxBoxAccV2"])
+    nothing = maxboxacc(np.zeros((3, 100)), 0, at_threshold=0.5)
+    assert np.isnan(nothing["MaxBoxAccV2"]) and np.isnan(nothing["at_threshold"][50])
+    correct = np.arange(300).reshape(3, 100) % 7
+    at = maxboxacc(correct, 10, at_threshold=0.37)["at_threshold"]
+    assert at == {30: correct[0, 37] / 10, 50: correct[1, 37] / 10, 70: correct[2, 37] / 10}
 
 
 def test_maxboxacc_bad_inputs():

@@ -570,8 +570,19 @@ def maxboxacc_hits(
     return hits, scored
 
 
-def maxboxacc(correct, total, *, cam_curve_interval: float = 0.01, iou_thresholds=IOU_THRESHOLDS):
+def maxboxacc(
+    correct,
+    total,
+    *,
+    cam_curve_interval: float = 0.01,
+    iou_thresholds=IOU_THRESHOLDS,
+    at_threshold=None,
+):
     """MaxBoxAcc per IoU threshold, MaxBoxAccV2 (their mean) and the best score-map thresholds.
+
+    With ``at_threshold`` (a score-map threshold chosen elsewhere, on validation), also the box
+    accuracy at that threshold: GT-known localization accuracy (``["at_threshold"][50]``), or top-1
+    localization when ``correct`` only counts the pairs whose top-1 class is right.
 
     Args:
       correct: ``(len(iou_thresholds), T)`` counts of right (image, class) pairs per IoU and
@@ -579,18 +590,21 @@ def maxboxacc(correct, total, *, cam_curve_interval: float = 0.01, iou_threshold
         set.
       total: number of scored pairs (``scored.sum()``).
       cam_curve_interval, iou_thresholds: those of :func:`maxboxacc_hits`.
+      at_threshold: optional threshold of the sweep (the nearest sweep value is used).
 
     Returns:
       A dict: ``"MaxBoxAccV2"`` (mean over the IoU thresholds of the best accuracy over the sweep),
-      ``"MaxBoxAcc"`` ``{δ: best accuracy}`` and ``"best_threshold"`` ``{δ: τ}`` (the first best
-      threshold), accuracies as fractions (the reference prints percentages); NaN if
-      ``total == 0``.
+      ``"MaxBoxAcc"`` ``{δ: best accuracy}``, ``"best_threshold"`` ``{δ: τ}`` (the first best
+      threshold) and, with ``at_threshold``, ``"at_threshold"`` ``{δ: accuracy}``. Accuracies are
+      fractions (the reference prints percentages); NaN if ``total == 0``.
 
     Example:
       >>> correct = np.array([[2, 3, 1], [1, 2, 2], [0, 1, 0]])  # IoU 30/50/70 × 3 thresholds
-      >>> out = maxboxacc(correct, 4, cam_curve_interval=0.4)  # thresholds 0, 0.4, 0.8
+      >>> out = maxboxacc(correct, 4, cam_curve_interval=0.4, at_threshold=0.8)  # τ: 0, 0.4, 0.8
       >>> out["MaxBoxAccV2"], out["MaxBoxAcc"][50], out["best_threshold"][50]
       (0.5, 0.5, 0.4)
+      >>> out["at_threshold"]
+      {30: 0.25, 50: 0.5, 70: 0.0}
     """
     iou_thresholds = _check_iou_thresholds(iou_thresholds)
     taus = cam_thresholds(cam_curve_interval)
@@ -600,22 +614,25 @@ def maxboxacc(correct, total, *, cam_curve_interval: float = 0.01, iou_threshold
             f"`correct` must have shape (len(iou_thresholds), T) = "
             f"{(len(iou_thresholds), len(taus))}, got {correct.shape}."
         )
+    if at_threshold is not None and not 0 <= at_threshold < 1:
+        raise ValueError(f"`at_threshold` must be a threshold in [0, 1), got {at_threshold!r}.")
     if total == 0:
-        nan = float("nan")
-        return {
-            "MaxBoxAccV2": nan,
-            "MaxBoxAcc": {d: nan for d in iou_thresholds},
-            "best_threshold": {d: nan for d in iou_thresholds},
-        }
+        correct = np.full_like(correct, np.nan)
+        total = 1
     accuracy = correct / float(total)
     best = np.argmax(accuracy, axis=1)
-    return {
+    out = {
         "MaxBoxAccV2": float(np.mean(accuracy.max(axis=1))),
         "MaxBoxAcc": {d: float(accuracy[i].max()) for i, d in enumerate(iou_thresholds)},
         "best_threshold": {
-            d: float(round(taus[best[i]], 10)) for i, d in enumerate(iou_thresholds)
+            d: float(round(taus[best[i]], 10)) if np.isfinite(accuracy[i]).all() else float("nan")
+            for i, d in enumerate(iou_thresholds)
         },
     }
+    if at_threshold is not None:
+        t = int(np.argmin(np.abs(taus - at_threshold)))
+        out["at_threshold"] = {d: float(accuracy[i, t]) for i, d in enumerate(iou_thresholds)}
+    return out
 
 
 def _pxap_edges(cam_curve_interval: float) -> np.ndarray:

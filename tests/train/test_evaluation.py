@@ -42,6 +42,31 @@ def test_wsol_choose_thresholds_from_validation():
     assert evaluation.choose_thresholds(_scan(correct50, total=0))["cam_threshold"] is None
 
 
+def test_wsol_gt_known_and_top1_loc_at_the_chosen_threshold():
+    rng = np.random.default_rng(0)
+    shape = (len(IOU_THRESHOLDS), 100)
+    correct = rng.integers(5, 10, shape)
+    scan = {
+        "totals": np.zeros(3, np.int64),
+        "objects": None,
+        "box_total": 10,
+        "box_correct": correct,
+        "box_correct_top1": correct - rng.integers(0, 5, shape),
+        "cam_curve_interval": 0.01,
+        "has_masks": False,
+        "labels": np.eye(3)[[0, 1, 2, 1]],  # single-label: top-1 localization is reported
+        "scores": None,
+    }
+    chosen = {"background_threshold": None, "cam_threshold": 0.42}
+    wsol = evaluation._localization_metrics(scan, chosen)["wsol"]
+    i = IOU_THRESHOLDS.index(50)
+    assert wsol["gt_known_loc"] == correct[i, 42] / 10
+    assert wsol["top1_loc"] == scan["box_correct_top1"][i, 42] / 10
+    assert wsol["MaxBoxAcc"]["50"] == correct[i].max() / 10
+    scan["labels"] = np.ones((4, 3))  # multi-label: no top-1 localization
+    assert "top1_loc" not in evaluation._localization_metrics(scan, chosen)["wsol"]
+
+
 def test_wsol_no_validation_split_warns_and_uses_the_defaults():
     with pytest.warns(UserWarning, match="no validation split"):
         chosen = evaluation.choose_thresholds(None)

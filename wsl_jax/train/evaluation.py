@@ -315,14 +315,20 @@ def _localization_metrics(scan, chosen) -> dict:
         wsol["best_threshold_of_this_split"] = {
             str(d): v for d, v in boxes["best_threshold"].items()
         }
-        if chosen["cam_threshold"] is not None:
-            taus = cam_thresholds(interval)
-            t = int(np.argmin(np.abs(taus - chosen["cam_threshold"])))
-            i = IOU_THRESHOLDS.index(50)
+        if chosen["cam_threshold"] is not None:  # At the threshold chosen on validation.
+
+            def at(correct):
+                return maxboxacc(
+                    correct,
+                    scan["box_total"],
+                    cam_curve_interval=interval,
+                    at_threshold=chosen["cam_threshold"],
+                )["at_threshold"][50]
+
             wsol["cam_threshold"] = float(chosen["cam_threshold"])
-            wsol["gt_known_loc"] = float(scan["box_correct"][i, t] / scan["box_total"])
+            wsol["gt_known_loc"] = at(scan["box_correct"])
             if np.all(scan["labels"].sum(axis=1) == 1):  # Single-label: top-1 localization.
-                wsol["top1_loc"] = float(scan["box_correct_top1"][i, t] / scan["box_total"])
+                wsol["top1_loc"] = at(scan["box_correct_top1"])
         wsol["pairs"] = int(scan["box_total"])
     if scan["has_masks"]:
         wsol["PxAP"] = pxap(*scan["pixels"])
