@@ -454,7 +454,8 @@ def _contour_boxes(foreground: np.ndarray) -> np.ndarray:
     labelled, _ = ndimage.label(foreground, structure=np.ones((3, 3), bool))
     for rows, cols in ndimage.find_objects(labelled):
         found.append((cols.start, rows.start, cols.stop, rows.stop))
-    background = np.pad(~foreground, 1, constant_values=True)  # The frame is background.
+    background = np.ones((height + 2, width + 2), bool)  # The frame is background.
+    background[1:-1, 1:-1] = ~foreground
     labelled, _ = ndimage.label(background)  # 4-connected
     outside = labelled[0, 0]
     for index, (rows, cols) in enumerate(ndimage.find_objects(labelled), start=1):
@@ -468,9 +469,10 @@ def _contour_boxes(foreground: np.ndarray) -> np.ndarray:
     return boxes
 
 
-def _iou_hits(pred: np.ndarray, gt: np.ndarray, iou_thresholds) -> np.ndarray:
-    """Whether the best IoU (reference +1 convention) between any predicted and ground-truth box
-    reaches each ``iou_thresholds`` percentage; decided exactly in integers."""
+def _iou_hits(pred: np.ndarray, owner: np.ndarray, gt: np.ndarray, iou_thresholds, size: int):
+    """``(len(iou_thresholds), size)``: whether the best IoU (reference +1 convention) between the
+    predicted boxes of each sweep step (``owner``: the step of each box) and any ground-truth box
+    reaches each threshold (in percent); decided exactly in integers."""
     lo = np.maximum(pred[:, None, :2], gt[None, :, :2])
     hi = np.minimum(pred[:, None, 2:], gt[None, :, 2:])
     inter = np.prod(np.maximum(hi - lo + 1, 0), axis=-1)
@@ -478,7 +480,11 @@ def _iou_hits(pred: np.ndarray, gt: np.ndarray, iou_thresholds) -> np.ndarray:
     area_g = np.prod(gt[:, 2:] - gt[:, :2] + 1, axis=-1)
     union = area_p[:, None] + area_g[None, :] - inter
     ok = union > 0  # Degenerate boxes score IoU 0, as in the reference.
-    return np.array([bool(np.any(ok & (100 * inter >= delta * union))) for delta in iou_thresholds])
+    out = np.zeros((len(iou_thresholds), size), bool)
+    for i, delta in enumerate(iou_thresholds):
+        right = np.any(ok & (100 * inter >= delta * union), axis=1)
+        np.logical_or.at(out[i], owner, right)
+    return out
 
 
 def _check_iou_thresholds(iou_thresholds):
@@ -561,12 +567,22 @@ def maxboxacc_hits(
             scored[b, c] = True
             quantised = (maps[b, :, :, c] * 255).astype(np.uint8)
             peak = int(quantised.max())
-            cache = {}
-            for t, tau in enumerate(taus):
-                level = int(tau * peak)
-                if level not in cache:
-                    cache[level] = _iou_hits(_contour_boxes(quantised > level), gt, iou_thresholds)
-                hits[b, c, :, t] = cache[level]
+            # Levels with the same foreground (no pixel value in between) share their boxes.
+            above = np.cumsum(np.bincount(quantised.ravel(), minlength=256)[::-1])[::-1]
+            levels = [int(tau * peak) for tau in taus]
+            step_of, owners, found = {}, [], []
+            for level in levels:
+                key = int(above[level + 1]) if level < 255 else 0  # pixels above the level
+                if key not in step_of:
+                    step_of[key] = len(step_of)
+                    boxes_here = _contour_boxes(quantised > level)
+                    found.append(boxes_here)
+                    owners.append(np.full(len(boxes_here), step_of[key]))
+            right = _iou_hits(
+                np.concatenate(found), np.concatenate(owners), gt, iou_thresholds, len(step_of)
+            )
+            keys = [int(above[level + 1]) if level < 255 else 0 for level in levels]
+            hits[b, c] = right[:, [step_of[k] for k in keys]]
     return hits, scored
 
 
