@@ -2,8 +2,10 @@
 
     python evaluate.py --workdir /tmp/wsl_digits
 
-For a weakly supervised run, prints and writes ``eval.json`` (mAP, pointing game, segmentation
-mIoU per split) and PNG overlays in ``workdir/overlays``. For a zero-shot run (``task == "zsl"``
+For a weakly supervised run, prints and writes ``eval.json`` (per split: mAP; on data sets with
+boxes the pointing game, pointwise localization and the WSOL metrics MaxBoxAccV2 / GT-known
+localization; with masks PxAP and segmentation mIoU; thresholds chosen on validation) and PNG
+overlays in ``workdir/overlays``. For a zero-shot run (``task == "zsl"``
 in its ``config.json``), prints and writes ``zsl_eval.json``: ZSL accuracy on the unseen classes,
 GZSL u/s/H (calibration chosen on validation) and per-class accuracies.
 """
@@ -36,8 +38,10 @@ def main(argv):
 
     results = evaluate_workdir(_WORKDIR.value, num_overlays=_OVERLAYS.value)
     for split, r in results.items():
-        line = {k: v for k, v in r.items() if k not in ("AP",)}
-        line["segmentation"] = {k: v for k, v in r["segmentation"].items() if k != "IoU"}
+        line = {k: v for k, v in r.items() if k != "AP"}
+        for key in ("segmentation", "pointwise_localization"):  # Per-class lists: eval.json.
+            if key in line:
+                line[key] = {k: v for k, v in line[key].items() if k not in ("IoU", "AP")}
         print(split, json.dumps(line))
 
 

@@ -34,7 +34,7 @@ def oracle_noninterp(scores, labels):
     return np.sum(np.diff(np.concatenate([[0.0], recall])) * precision)
 
 
-def oracle_voc07(scores, labels):
+def oracle_voc07_exact(scores, labels):
     tp, fp, n_pos = _curve(scores, labels)
     precision = tp / (tp + fp)
     total = 0.0
@@ -42,6 +42,31 @@ def oracle_voc07(scores, labels):
         reached = precision[10 * tp >= k * n_pos]
         total += reached.max() if reached.size else 0.0
     return total / 11
+
+
+def oracle_voc07(scores, labels):
+    """The devkit's Python port: float64 recall against ``np.arange(0., 1.1, 0.1)``."""
+    tp, fp, n_pos = _curve(scores, labels)
+    recall, precision = tp / float(n_pos), tp / (tp + fp)
+    total = 0.0
+    for t in np.arange(0.0, 1.1, 0.1):
+        total += precision[recall >= t].max() / 11 if np.sum(recall >= t) else 0.0
+    return total
+
+
+def devkit_voc07(scores, labels):
+    """py-faster-rcnn ``voc_eval``'s ranking + ``voc_ap(use_07_metric=True)``, re-written from its
+    definition (one rank per example: only meaningful without tied scores)."""
+    order = np.argsort(-np.asarray(scores, np.float64), kind="stable")
+    tp = np.cumsum(labels[order] == 1).astype(np.float64)
+    fp = np.cumsum(labels[order] == 0).astype(np.float64)
+    rec = tp / float(labels.sum())
+    prec = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+    ap = 0.0
+    for t in np.arange(0.0, 1.1, 0.1):
+        p = 0 if np.sum(rec >= t) == 0 else np.max(prec[rec >= t])
+        ap = ap + p / 11.0
+    return ap
 
 
 def oracle_allpoint(scores, labels):
@@ -54,7 +79,12 @@ def oracle_allpoint(scores, labels):
     return np.sum((mrec[steps + 1] - mrec[steps]) * mpre[steps + 1])
 
 
-ORACLES = {"noninterp": oracle_noninterp, "voc07": oracle_voc07, "allpoint": oracle_allpoint}
+ORACLES = {
+    "noninterp": oracle_noninterp,
+    "voc07": oracle_voc07,
+    "allpoint": oracle_allpoint,
+    "voc07_exact": oracle_voc07_exact,
+}
 
 
 def _per_class(oracle, scores, labels, where=None):
@@ -92,18 +122,51 @@ def test_ties_are_one_threshold():
     # Both examples share one threshold: precision 1/2 at recall 1, whatever the order.
     for labels in ([1, 0], [0, 1]):
         for mode in AP_MODES:
-            expected = {"noninterp": 0.5, "allpoint": 0.5, "voc07": 0.5}[mode]
+            expected = 0.5
             np.testing.assert_allclose(
                 average_precision(np.array([1.0, 1.0]), np.array(labels), mode=mode), expected)
 
 
-def test_voc07_recall_threshold_is_exact():
-    # 3 positives, 7 negatives, 7 positives: recall reaches exactly 0.3 at precision 1.
+def test_voc07_recall_on_a_tenth_follows_the_devkit():
+    # 3 positives, 7 negatives, 7 positives: recall reaches exactly 3/10 at precision 1. The
+    # devkit's third threshold np.arange(0., 1.1, 0.1)[3] is 0.30000000000000004 > 3/10.
     labels = np.array([1] * 3 + [0] * 7 + [1] * 7)
     scores = -np.arange(len(labels), dtype=np.float32)
-    expected = (4 * 1.0 + 7 * 10 / 17) / 11  # the devkit's arange drift: (3 + 8·10/17)/11
-    np.testing.assert_allclose(average_precision(scores, labels, mode="voc07"), expected,
-                               rtol=1e-6)
+    devkit = (3 * 1.0 + 8 * 10 / 17) / 11
+    exact = (4 * 1.0 + 7 * 10 / 17) / 11
+    np.testing.assert_allclose(devkit_voc07(scores, labels), devkit, rtol=1e-12)
+    np.testing.assert_allclose(average_precision(scores, labels, mode="voc07"), devkit, rtol=1e-6)
+    np.testing.assert_allclose(
+        average_precision(scores, labels, mode="voc07_exact"), exact, rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize("tenth", range(11))
+def test_voc07_every_tenth_as_the_devkit(tenth):
+    # 10 positives: the first `tenth` of them ranked first, then a negative, then the rest; the
+    # recall lands exactly on tenth/10 right before the precision drops.
+    labels = np.array([1] * tenth + [0] * 3 + [1] * (10 - tenth) + [0])
+    scores = -np.arange(len(labels), dtype=np.float32)
+    np.testing.assert_allclose(
+        average_precision(scores, labels, mode="voc07"), devkit_voc07(scores, labels), rtol=1e-6
+    )
+    differs = abs(devkit_voc07(scores, labels) - oracle_voc07_exact(scores, labels)) > 1e-9
+    assert differs == (tenth in (3, 6, 7))
+
+
+def test_voc07_equals_the_devkit_on_small_random_cases():
+    rng = np.random.default_rng(17)
+    differ = 0
+    for _ in range(400):
+        n = int(rng.integers(2, 25))
+        labels = (rng.random(n) < 0.5).astype(np.int32)
+        labels[0] = 1
+        scores = rng.permutation(n).astype(np.float32)  # no ties: the devkit ranks by sort order
+        devkit = devkit_voc07(scores, labels)
+        np.testing.assert_allclose(average_precision(scores, labels, mode="voc07"), devkit,
+                                   rtol=1e-6, atol=1e-7)
+        differ += abs(devkit - oracle_voc07_exact(scores, labels)) > 1e-9
+    assert differ > 10  # the exact-tenths variant really is a different metric
 
 
 @pytest.mark.parametrize("ties", [False, True])

@@ -17,9 +17,15 @@ from wsl_jax.localization import class_maps_to_heatmaps
 from wsl_jax.localization import normalize_heatmaps
 from wsl_jax.localization import segmentation_from_heatmaps
 from wsl_jax.localization_metrics import confusion_matrix
+from wsl_jax.localization_metrics import maxboxacc
+from wsl_jax.localization_metrics import maxboxacc_hits
 from wsl_jax.localization_metrics import mean_iou
 from wsl_jax.localization_metrics import pointing_game
 from wsl_jax.localization_metrics import pointing_game_accuracy
+from wsl_jax.localization_metrics import pointwise_localization
+from wsl_jax.localization_metrics import pointwise_localization_hits
+from wsl_jax.localization_metrics import pxap
+from wsl_jax.localization_metrics import pxap_histograms
 from wsl_jax.losses import multiclass_hinge
 from wsl_jax.losses import multilabel_hinge
 from wsl_jax.losses import multilabel_soft_margin
@@ -70,10 +76,16 @@ __all__ = (
     "boxes_to_pixels",
     "class_maps_to_heatmaps",
     "confusion_matrix",
+    "maxboxacc",
+    "maxboxacc_hits",
     "mean_iou",
     "normalize_heatmaps",
     "pointing_game",
     "pointing_game_accuracy",
+    "pointwise_localization",
+    "pointwise_localization_hits",
+    "pxap",
+    "pxap_histograms",
     "segmentation_from_heatmaps",
     "average_precision",
     "class_wise_mean",

@@ -12,9 +12,15 @@ Average precision conventions (SPEC A6):
 * ``"noninterp"``: ``AP = sum_k (R_k - R_{k-1}) P_k`` over thresholds, i.e. the mean over
   positives of the precision at the positive's threshold. Equals sklearn; without ties, also
   the official WILDCAT PyTorch meter (which ranks tied scores in sort order).
-* ``"voc07"``: VOC 2007 11-point interpolation, ``mean_{t in 0, 0.1, ..., 1} max_{R >= t} P``
-  (0 when no threshold reaches recall ``t``). ``R >= t`` is decided exactly (``10·TP >= k·|P|``);
-  the devkit's ``np.arange(0, 1.1, 0.1)`` drifts above 0.3/0.6/0.7, which we do not copy.
+* ``"voc07"``: VOC 2007 11-point interpolation, ``mean_{t} max_{R >= t} P`` (0 when no
+  threshold reaches recall ``t``), with the thresholds ``t = np.arange(0., 1.1, 0.1)`` and the
+  float64 recall ``TP / |P|`` of the devkit's Python port (``voc_ap(rec, prec,
+  use_07_metric=True)`` in py-faster-rcnn's ``voc_eval.py``), which everybody compares against.
+  That ``arange`` puts 0.3, 0.6 and 0.7 one ulp *above* the tenths, so a recall of exactly 3/10,
+  6/10 or 7/10 does not reach them. Decided exactly in integers: ``10·TP > k·|P|``, or
+  ``10·TP == k·|P|`` for ``k`` not in {3, 6, 7}.
+* ``"voc07_exact"``: the same with the exact tenths (``10·TP >= k·|P|``), the textbook
+  definition; it differs from ``"voc07"`` only when recall lands exactly on 0.3, 0.6 or 0.7.
 * ``"allpoint"``: VOC 2010+; area under the monotone envelope ``max_{R' >= R} P(R')`` of the
   precision-recall curve.
 * ``where`` drops entries (e.g. VOC "difficult" objects at evaluation); a dropped entry counts
@@ -46,7 +52,12 @@ import numpy as np
 from jax import lax
 from wsl_jax._arrays import check_class_ids, is_concrete as _concrete, at_least_float32 as _float
 
-AP_MODES = ("noninterp", "voc07", "allpoint")
+AP_MODES = ("noninterp", "voc07", "allpoint", "voc07_exact")
+
+# The devkit's recall thresholds ``np.arange(0., 1.1, 0.1)`` (float64). A float64 recall equal to
+# the rational k/10 is ``np.float64(k) / 10``; whether it reaches the k-th threshold is fixed per k.
+_VOC07_THRESHOLDS = np.arange(0.0, 1.1, 0.1)
+_VOC07_TENTH_REACHES = tuple(bool(k / 10 >= t) for k, t in enumerate(_VOC07_THRESHOLDS))
 
 __all__ = [
     "AP_MODES",
@@ -94,8 +105,13 @@ def _prepare_ap(scores, labels, where, mode):
 
 
 @functools.partial(jax.jit, static_argnames="mode")
-def _ap_columns(scores, labels, where, mode):
-    """Per-column AP of ``(N, C)`` arrays; see the module docstring."""
+def _ap_columns(scores, labels, where, mode, num_positives=None):
+    """Per-column AP of ``(N, C)`` arrays; see the module docstring.
+
+    ``num_positives`` (``(C,)``, optional) replaces the recall denominator ``|P|`` (the number of
+    kept positives) by a larger count: ground truths that no entry retrieves (a detection-style
+    AP, e.g. pointwise localization). ``None``: ``|P|``.
+    """
     scores = _float(scores)
     weight = where.astype(scores.dtype)
     pos = labels.astype(scores.dtype) * weight
@@ -110,6 +126,8 @@ def _ap_columns(scores, labels, where, mode):
     tp = lax.cummin(jnp.where(is_end, tp, jnp.inf), axis=0, reverse=True)
     fp = lax.cummin(jnp.where(is_end, fp, jnp.inf), axis=0, reverse=True)
     n_pos = jnp.sum(pos, axis=0)
+    if num_positives is not None:
+        n_pos = jnp.asarray(num_positives, n_pos.dtype)
     precision = jnp.where(tp + fp > 0, tp / jnp.maximum(tp + fp, 1), 0.0)
     safe_n_pos = jnp.maximum(n_pos, 1)
     if mode == "noninterp":
@@ -117,9 +135,13 @@ def _ap_columns(scores, labels, where, mode):
     elif mode == "allpoint":
         envelope = lax.cummax(precision, axis=0, reverse=True)
         ap = jnp.sum(pos * envelope, axis=0) / safe_n_pos
-    else:  # voc07
-        k = jnp.arange(11, dtype=tp.dtype).reshape((11,) + (1,) * tp.ndim)
-        ap = jnp.mean(jnp.max(jnp.where(10 * tp >= k * n_pos, precision, 0.0), axis=1), axis=0)
+    else:  # voc07, voc07_exact: counts are whole numbers, so the comparisons below are exact.
+        shape = (11,) + (1,) * tp.ndim
+        k = jnp.arange(11, dtype=tp.dtype).reshape(shape)
+        tenth = _VOC07_TENTH_REACHES if mode == "voc07" else (True,) * 11
+        tenth = jnp.asarray(tenth).reshape(shape)
+        reached = (10 * tp > k * n_pos) | ((10 * tp == k * n_pos) & tenth)
+        ap = jnp.mean(jnp.max(jnp.where(reached, precision, 0.0), axis=1), axis=0)
     return jnp.where(n_pos > 0, ap, jnp.nan)
 
 
@@ -129,7 +151,8 @@ def average_precision(scores, labels, *, mode: str = "noninterp", where=None) ->
     Args:
       scores: ``(N, C)`` scores (higher means more likely positive), or ``(N,)``.
       labels: binary labels of the same shape (0/1 or bool).
-      mode: ``"noninterp"`` (sklearn), ``"voc07"`` (11-point) or ``"allpoint"`` (VOC 2010+).
+      mode: ``"noninterp"`` (sklearn), ``"voc07"`` (11-point, the devkit's thresholds),
+        ``"allpoint"`` (VOC 2010+) or ``"voc07_exact"`` (11-point, exact tenths).
       where: optional bool mask, ``(N, C)`` or ``(N,)``; False entries are ignored.
 
     Returns:
