@@ -3,6 +3,9 @@
 ``base_config()`` holds every field :func:`wsl_jax.zsl.training.train_and_evaluate_zsl` reads;
 the config files change what differs. Fields:
 
+* ``protocol``: ``"gbu"`` (select the epoch on the validation classes, then retrain on all seen
+  classes and test that model) or ``"train_only"`` (test the phase-1 model); see
+  :mod:`wsl_jax.zsl.protocol`.
 * ``zsl``: ``scheme`` (one of :data:`wsl_jax.zsl.SCHEMES`), ``n_neg``, ``lam`` (attribute
   regression weight), ``rank`` (0: ``p``), ``hidden_dims`` (MLP image map, ``()``: linear),
   ``init_bias``, ``class_vectors``, ``normalize_class_vectors``, and the scheme options
@@ -19,7 +22,7 @@ the config files change what differs. Fields:
 >>> c = base_config()
 >>> c.zsl.scheme = "semi_hard"  # what a config file changes
 >>> c.task, sorted(c)
-('zsl', ['data', 'eval', 'optimizer', 'progress_bar', 'seed', 'task', 'train', 'zsl'])
+('zsl', ['data', 'eval', 'optimizer', 'progress_bar', 'protocol', 'seed', 'task', 'train', 'zsl'])
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.task = "zsl"
     config.seed = 0
     config.progress_bar = True
+    config.protocol = "gbu"  # or "train_only"; see wsl_jax.zsl.protocol
 
     config.data = ml_collections.ConfigDict()
     config.data.name = ""
