@@ -117,21 +117,29 @@ def xlsa17_config(dataset: str) -> ml_collections.ConfigDict:
     """Zero-shot ``dataset`` on the xlsa17 (GBU) proposed split, ResNet-101 features, ``att`` vectors.
 
     Reads ``<data.dir>/<dataset>/{res101.mat,att_splits.mat}`` (the xlsa17 release; not bundled;
-    set ``--config.data.dir``). The classes of ``val_loc`` are validation classes (held out of
-    training; model selection and GZSL calibration; ``data.val_classes="none"`` turns that off);
-    10 % of the other trainval images are held out as seen-class validation images. Hard mining
-    of 5 negatives, 30 epochs of batch 256.
+    set ``--config.data.dir``). ``dataset`` is one of :data:`XLSA17_DATASETS` or the name of a
+    folder of one's own in the same format (any feature dimension; ``features.npy`` +
+    ``labels.npy`` may replace ``res101.mat``; see :mod:`wsl_jax.data.xlsa17` and
+    :func:`wsl_jax.data.xlsa17.write_xlsa17`). The classes of ``val_loc`` are validation classes
+    (held out of training in phase 1 of the GBU protocol: epoch selection and GZSL calibration;
+    ``data.val_classes="none"`` turns that off); 10 % of the other trainval images are held out
+    as seen-class validation images. Hard mining of 5 negatives, 30 epochs of batch 256.
 
     >>> c = xlsa17_config("CUB")
-    >>> c.data.name, c.data.dataset, c.zsl.scheme
-    ('xlsa17', 'CUB', 'hard')
-    >>> xlsa17_config("cub")
+    >>> c.data.name, c.data.dataset, c.zsl.scheme, c.protocol
+    ('xlsa17', 'CUB', 'hard', 'gbu')
+    >>> xlsa17_config("MyBirds").data.dataset  # a folder of one's own
+    'MyBirds'
+    >>> xlsa17_config("a/b")
     Traceback (most recent call last):
     ...
-    ValueError: dataset must be one of ('APY', 'AWA1', 'AWA2', 'CUB', 'SUN'), got 'cub'
+    ValueError: dataset must be a folder name under config.data.dir (e.g. one of ('APY', 'AWA1', 'AWA2', 'CUB', 'SUN')), got 'a/b'
     """
-    if dataset not in XLSA17_DATASETS:
-        raise ValueError(f"dataset must be one of {XLSA17_DATASETS}, got {dataset!r}")
+    if not dataset or "/" in dataset or "\\" in dataset or dataset in (".", ".."):
+        raise ValueError(
+            f"dataset must be a folder name under config.data.dir (e.g. one of "
+            f"{XLSA17_DATASETS}), got {dataset!r}"
+        )
     config = base_config()
     config.data.name = "xlsa17"
     config.data.dir = "/path/to/xlsa17/data"
