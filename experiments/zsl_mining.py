@@ -183,6 +183,8 @@ def main(argv=None):
                         k: result[k]
                         for k in ("zsl_unseen_acc", "gzsl", "calibration", "per_class_zsl")
                     },
+                    **{k: result.get(k) for k in ("protocol", "ausuc", "selected_epoch")},
+                    **({"coding": result["coding"]} if scheme == "eszsl" else {}),
                 }
             )
             print(
