@@ -222,8 +222,8 @@ def test_write_xlsa17_bad_inputs(tmp_path):
     from wsl_jax.data.xlsa17 import write_xlsa17
 
     features, labels, attributes, trainval, test_seen, test_unseen = _own_data()
-    kw = dict(features=features, labels=labels, attributes=attributes, class_names=list("abcdef"),
-              trainval=trainval, test_seen=test_seen, test_unseen=test_unseen)
+    kw = {"features": features, "labels": labels, "attributes": attributes, "class_names": list("abcdef"),
+          "trainval": trainval, "test_seen": test_seen, "test_unseen": test_unseen}
     with pytest.raises(ValueError, match="`attributes` must be \\(C, p\\) with C = 5"):
         write_xlsa17(tmp_path / "X", **(kw | {"class_names": list("abcde")}))
     with pytest.raises(ValueError, match="`labels` must be 0-based class ids in \\[0, 6\\)"):

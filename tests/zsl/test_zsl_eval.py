@@ -222,8 +222,9 @@ def test_ausuc_matches_brute_force_dense_grid(trial):
     # The curve's points are gzsl_metrics at the same γ (the library's own GZSL accuracies).
     curve = seen_unseen_curve(x_s, y_s, x_u, y_u, seen_classes=seen, unseen_classes=unseen)
     for g, u, s in list(zip(curve["gamma"], curve["u"], curve["s"]))[:-1:5]:
-        m = gzsl_metrics(x_s, y_s, x_u, y_u, seen_classes=seen, unseen_classes=unseen,
-                         calibration=g)
+        m = gzsl_metrics(
+            x_s, y_s, x_u, y_u, seen_classes=seen, unseen_classes=unseen, calibration=g
+        )
         assert (float(m["u"]), float(m["s"])) == pytest.approx((u, s), abs=1e-6)
         assert (u, s) == pytest.approx(_numpy_gzsl(x_s, y_s, x_u, y_u, seen, unseen, g))
 

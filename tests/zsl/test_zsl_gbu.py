@@ -1,5 +1,5 @@
-"""The GBU zero-shot protocol (Xian et al. 2019): select the epoch on the validation classes, retrain
-on all seen classes for that many epochs, test that model with the phase-1 validation γ."""
+"""The GBU zero-shot protocol (Xian et al. 2019): select the epoch on the validation classes,
+retrain on all seen classes for that many epochs, test that model with the phase-1 validation γ."""
 
 import json
 

@@ -57,8 +57,17 @@ SPLIT_FIELDS = {"trainval": "trainval_loc", "train": "train_loc", "val": "val_lo
                 "test_seen": "test_seen_loc", "test_unseen": "test_unseen_loc"}
 DATASETS = ("AWA1", "AWA2", "CUB", "SUN", "APY")
 
-__all__ = ["AttSplits", "DATASETS", "SPLIT_FIELDS", "Xlsa17Data", "load_att_splits", "load_npy_features",
-           "load_res101", "load_xlsa17", "write_xlsa17"]
+__all__ = [
+    "DATASETS",
+    "SPLIT_FIELDS",
+    "AttSplits",
+    "Xlsa17Data",
+    "load_att_splits",
+    "load_npy_features",
+    "load_res101",
+    "load_xlsa17",
+    "write_xlsa17",
+]
 
 
 @dataclasses.dataclass(frozen=True)

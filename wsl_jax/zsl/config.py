@@ -133,7 +133,7 @@ def xlsa17_config(dataset: str) -> ml_collections.ConfigDict:
     >>> xlsa17_config("a/b")
     Traceback (most recent call last):
     ...
-    ValueError: dataset must be a folder name under config.data.dir (e.g. one of ('APY', 'AWA1', 'AWA2', 'CUB', 'SUN')), got 'a/b'
+    ValueError: dataset must be a folder name under config.data.dir (e.g. one of ...), got 'a/b'
     """
     if not dataset or "/" in dataset or "\\" in dataset or dataset in (".", ".."):
         raise ValueError(

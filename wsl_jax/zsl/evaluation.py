@@ -254,8 +254,8 @@ def seen_unseen_curve(
     """The seen-unseen accuracy curve of calibrated stacking (Chao et al. 2016), exactly.
 
     With ``γ`` subtracted from the seen-class scores, an image is predicted among the seen
-    classes iff its margin ``m = max_seen − max_unseen ≥ γ`` (ties go to the seen classes, as in
-    :func:`gzsl_metrics`), and then as its seen arg-max, else as its unseen arg-max. So ``s(γ)``
+    classes iff its margin ``m = max_seen − max_unseen ≥ γ`` (ties go to the seen classes, as
+    in :func:`gzsl_metrics`), and then as its seen arg-max, else as its unseen arg-max. So ``s(γ)``
     and ``u(γ)`` (per-class mean accuracies over all classes) only change at the margins of the
     images: the curve is evaluated at every margin (``u(γ)``, ``s(γ)`` for ``γ`` equal to it) and
     at ``γ = +∞``; the first point (``γ`` at the smallest margin) is ``(0, s_max)`` and the last

@@ -51,9 +51,8 @@ the AUSUC (area under the seen-unseen accuracy curve over every ``γ``,
 from __future__ import annotations
 
 import jax
-import numpy as np
-
 import ml_collections
+import numpy as np
 
 from wsl_jax.zsl.evaluation import ausuc, choose_calibration, gzsl_metrics, zsl_accuracy
 from wsl_jax.zsl.model import _distances
