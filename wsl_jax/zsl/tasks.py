@@ -32,8 +32,7 @@ fixed feature extractor, as ResNet-101 is for xlsa17), so the validation classes
 come from a network that never saw them.
 
 >>> from wsl_jax.zsl.config import synthetic_config
->>> from wsl_jax.zsl.protocol import protocol_of
-from wsl_jax.zsl.splits import SPLITS
+>>> from wsl_jax.zsl.splits import SPLITS
 >>> c = synthetic_config()
 >>> c.data.examples_per_class = 10
 >>> task = load_task(c, "/tmp/unused")  # no files: nothing is read or written
