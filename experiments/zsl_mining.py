@@ -207,12 +207,12 @@ def main(argv=None):
         Path(results).parent.mkdir(parents=True, exist_ok=True)
         Path(results + ".json").write_bytes((out / "results.json").read_bytes())
         Path(results + ".png").write_bytes((out / "learning_curves.png").read_bytes())
-    print("| scheme | ZSL unseen acc. | GZSL H | GZSL u | GZSL s | command |")
-    print("|---|---|---|---|---|---|")
+    print("| scheme | ZSL unseen acc. | GZSL H | GZSL u | GZSL s | AUSUC | command |")
+    print("|---|---|---|---|---|---|---|")
     for row in table:
         print(
             f"| {row['scheme']} | {row['zsl']} | {row['H']} | {row['u']} | {row['s']} | "
-            f"`{row['command']}` |"
+            f"{row['ausuc']} | `{row['command']}` |"
         )
     return table
 
@@ -236,6 +236,7 @@ def _aggregate(runs, args):
                 "H": stat([r["gzsl"]["H"] for r in rows]),
                 "u": stat([r["gzsl"]["u"] for r in rows]),
                 "s": stat([r["gzsl"]["s"] for r in rows]),
+                "ausuc": stat([r["ausuc"] for r in rows]),
                 "command": _command(args, scheme),
             }
         )
