@@ -30,7 +30,7 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)
     if _is_zsl(_WORKDIR.value):
-        from wsl_jax.zsl.training import evaluate_zsl_workdir
+        from wsl_jax.train.zero_shot import evaluate_zsl_workdir
 
         print(json.dumps(evaluate_zsl_workdir(_WORKDIR.value), indent=2))
         return

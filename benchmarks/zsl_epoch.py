@@ -2,7 +2,7 @@
 
 23,527 random 2048-d features (the size of AWA2's trainval split), 85-d attributes of 40 seen
 classes, hard negative mining inside the step (``n_neg`` negatives per image from the
-``B × 40`` distances), AdamW, the buffer-donating step of :mod:`wsl_jax.zsl.training`
+``B × 40`` distances), AdamW, the buffer-donating step of :mod:`wsl_jax.train.zero_shot`
 (``make_zsl_train_step``) on a mesh over the visible devices. One warm-up epoch (compilation
 included, reported separately), then the median of ``--epochs`` timed epochs. Batches are
 gathered from the feature array per step, as in the trainer. Target: < 10 s per epoch.
@@ -31,7 +31,7 @@ import optax
 from wsl_jax.data import make_global_batch
 from wsl_jax.train.state import TrainState
 from wsl_jax.zsl import init_metric_params
-from wsl_jax.zsl.training import make_mesh, make_zsl_train_step
+from wsl_jax.train.zero_shot import make_mesh, make_zsl_train_step
 
 N, D, P, C = 23_527, 2048, 85, 40
 

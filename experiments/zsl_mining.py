@@ -44,9 +44,9 @@ from wsl_jax.zsl.protocol import (
     metrics_on_test,
     validation_metric,
 )
-from wsl_jax.zsl.splits import trainval_task
-from wsl_jax.zsl.tasks import load_task
-from wsl_jax.zsl.training import train_and_evaluate_zsl
+from wsl_jax.data.zsl_splits import trainval_task
+from wsl_jax.data.zsl_tasks import load_task
+from wsl_jax.train.zero_shot import train_and_evaluate_zsl
 
 SCHEMES = ("uniform", "hard", "semi_hard", "uncertain", "correlated", "mixture", "bootstrap")
 QUICK = {

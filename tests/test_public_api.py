@@ -99,6 +99,7 @@ EXPECTED_API = {
         "BACKBONES",
         "BasicBlock",
         "Bottleneck",
+        "FeatureCNN",
         "ResNet",
         "ResNet101",
         "ResNet18",

@@ -28,7 +28,7 @@ from wsl_jax.train import evaluation, loop
 from wsl_jax.train.guard import CorruptCheckpointError
 from wsl_jax.zsl import zsl_accuracy
 from wsl_jax.zsl.config import synthetic_config
-from wsl_jax.zsl.training import evaluate_zsl_workdir, train_and_evaluate_zsl
+from wsl_jax.train.zero_shot import evaluate_zsl_workdir, train_and_evaluate_zsl
 
 ROOT = Path(__file__).resolve().parents[2]
 # The tiny run with convolutions large enough that orbax stores their bytes outside its checksummed
@@ -316,7 +316,7 @@ def test_fault_corrupt_image_is_refused_or_skipped_and_reported(tmp_path):
 BIG_ZSL_DRIVER = """
 import json, sys
 from wsl_jax.zsl.config import xlsa17_config
-from wsl_jax.zsl.training import train_and_evaluate_zsl
+from wsl_jax.train.zero_shot import train_and_evaluate_zsl
 
 out = {}
 for devices in (8, 1):

@@ -13,7 +13,7 @@ import scipy.io
 
 from configs import cifar10_zsl, xlsa17_awa2
 from wsl_jax.train import train_and_evaluate
-from wsl_jax.zsl.splits import holdout_split
+from wsl_jax.data.zsl_splits import holdout_split
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / ".." / "shared" / "data"

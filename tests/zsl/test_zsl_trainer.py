@@ -14,7 +14,7 @@ from wsl_jax.train import train_and_evaluate
 from wsl_jax.train.state import TrainState
 from wsl_jax.zsl import SCHEMES, init_metric_params
 from wsl_jax.zsl.config import synthetic_config
-from wsl_jax.zsl.training import (
+from wsl_jax.train.zero_shot import (
     make_mesh,
     make_zsl_train_step,
     mining_options,

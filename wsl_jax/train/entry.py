@@ -1,7 +1,7 @@
 """``train_and_evaluate(config, workdir)``: dispatches a config to its training loop.
 
 ``config.task == "zsl"`` runs the zero-shot metric-learning loop
-(:func:`wsl_jax.zsl.training.train_and_evaluate_zsl`), ``"wsl"`` (the default) the weakly
+(:func:`wsl_jax.train.zero_shot.train_and_evaluate_zsl`), ``"wsl"`` (the default) the weakly
 supervised loop (:func:`wsl_jax.train.loop.train_and_evaluate`); other tasks are refused.
 
 >>> from wsl_jax.train.entry import TASKS
@@ -36,7 +36,7 @@ def train_and_evaluate(config, workdir) -> dict:
     """
     task = config.get("task", "wsl")
     if task == "zsl":
-        from wsl_jax.zsl.training import train_and_evaluate_zsl
+        from wsl_jax.train.zero_shot import train_and_evaluate_zsl
 
         return train_and_evaluate_zsl(config, workdir)
     if task == "wsl":

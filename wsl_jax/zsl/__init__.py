@@ -4,11 +4,12 @@ Modules, bottom-up: ``checks`` (input validation), ``model`` (metric pytree, dis
 pair loss, Flax module), ``mining`` (negative-pair schemes), ``evaluation`` (ZSL / GZSL
 metrics), ``eszsl`` (closed-form baseline). Public names are re-exported here explicitly.
 
-Training, on top (imported by module, not re-exported): ``splits`` (the five splits of a
-task), ``cifar_features`` (CNN features for CIFAR-10), ``tasks`` (CIFAR-10 / xlsa17 /
-synthetic tasks from a config), ``protocol`` (validation-only selection and calibration, test
-metrics), ``config`` (default settings), ``training`` (the sharded, checkpointed loop
-``train_and_evaluate_zsl``, reached from ``train.py`` when ``config.task == "zsl"``).
+Also here, imported by module and not re-exported: ``protocol`` (validation-only selection and
+calibration, the GBU retraining config, test metrics, on a task structure) and ``config`` (default
+settings). Nothing here imports the trainer, the data pipeline or the models: zero-shot tasks
+(splits, CIFAR-10 and xlsa17 reading) live in :mod:`wsl_jax.data` (``zsl_splits``, ``zsl_tasks``),
+the features CNN in :mod:`wsl_jax.models`, and the sharded, checkpointed loop in
+:mod:`wsl_jax.train.zero_shot` (reached from ``train.py`` when ``config.task == "zsl"``).
 
 >>> import jax, jax.numpy as jnp
 >>> from wsl_jax import zsl

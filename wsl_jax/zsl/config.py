@@ -1,6 +1,6 @@
 """Default settings of a zero-shot run (``config.task == "zsl"``), shared by ``configs/*zsl*.py``.
 
-``base_config()`` holds every field :func:`wsl_jax.zsl.training.train_and_evaluate_zsl` reads;
+``base_config()`` holds every field :func:`wsl_jax.train.zero_shot.train_and_evaluate_zsl` reads;
 the config files change what differs. Fields:
 
 * ``protocol``: ``"gbu"`` (select the epoch on the validation classes, then retrain on all seen
@@ -16,7 +16,7 @@ the config files change what differs. Fields:
   ``num_devices`` (0: all), ``checkpoint_every`` / ``eval_every`` (epochs), ``keep_checkpoints``,
   ``log_test_curve`` (also log the unseen test accuracy per epoch, for learning curves; never
   used for model selection).
-* ``eval.batch_size``; ``data`` and ``features``: see :mod:`wsl_jax.zsl.tasks`.
+* ``eval.batch_size``; ``data`` and ``features``: see :mod:`wsl_jax.data.zsl_tasks`.
 
 >>> from wsl_jax.zsl.config import base_config
 >>> c = base_config()

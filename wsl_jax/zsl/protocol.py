@@ -1,4 +1,4 @@
-"""The evaluation protocol of a trained ZSL model on a :class:`~wsl_jax.zsl.splits.ZslTask`.
+"""The evaluation protocol of a trained ZSL model on a :class:`~wsl_jax.data.zsl_splits.ZslTask`.
 
 ``config.protocol`` is ``"gbu"`` (the default) or ``"train_only"``:
 
@@ -6,7 +6,7 @@
   phases. *Phase 1* trains on the training classes (the seen classes minus the validation
   classes) and selects the epoch on validation. *Phase 2* trains a fresh model (same seed,
   same hyper-parameters) on **all** seen images, ``train`` ∪ ``val_seen`` ∪ ``val_unseen``
-  (:func:`~wsl_jax.zsl.splits.trainval_task`), for the selected number of epochs, in the
+  (:func:`~wsl_jax.data.zsl_splits.trainval_task`), for the selected number of epochs, in the
   ``retrain/`` subfolder of the workdir (checkpointed and resumable like phase 1; its config is
   :func:`retrain_config`); the test splits are evaluated once, with phase 2's model, the
   validation classes being seen classes that this model has learned.
@@ -35,7 +35,7 @@ the AUSUC (area under the seen-unseen accuracy curve over every ``γ``,
 :func:`~wsl_jax.zsl.evaluation.ausuc`), which needs no calibration.
 
 >>> import jax.numpy as jnp, numpy as np
->>> from wsl_jax.zsl.splits import SPLITS, make_task
+>>> from wsl_jax.data.zsl_splits import SPLITS, make_task
 >>> from wsl_jax.zsl.protocol import metrics_on_test, score_split, validation_metric
 >>> y = {"train": [0, 1], "val_seen": [0, 1], "val_unseen": [2, 3], "test_seen": [0, 1],
 ...      "test_unseen": [4, 5]}
@@ -86,7 +86,7 @@ def protocol_of(config) -> str:
 
 def retrain_config(config, *, epochs: int, features_cache: str = ""):
     """The config of phase 2 of the GBU protocol: ``config`` with ``phase = "retrain"`` (the task
-    becomes :func:`~wsl_jax.zsl.splits.trainval_task`), ``epochs`` training epochs (the epoch
+    becomes :func:`~wsl_jax.data.zsl_splits.trainval_task`), ``epochs`` training epochs (the epoch
     selected in phase 1) and a single evaluation, at the last epoch. ``features_cache``, when
     given and ``config.data`` has an empty ``features_cache``, points phase 2 at phase 1's
     cached features (CIFAR-10) so that they are not computed again.
@@ -157,7 +157,7 @@ def validation_metric(task, scores: dict) -> tuple:
 
     ``scores`` maps split names to :func:`score_split` outputs.
 
-    >>> from wsl_jax.zsl.splits import SPLITS, make_task
+    >>> from wsl_jax.data.zsl_splits import SPLITS, make_task
     >>> y = {"train": [0, 1], "val_seen": [0, 1], "val_unseen": [2, 3], "test_seen": [0],
     ...      "test_unseen": [4]}
     >>> task = make_task({s: np.zeros((len(y[s]), 1)) for s in SPLITS}, y, np.eye(5),
@@ -179,7 +179,7 @@ def validation_metric(task, scores: dict) -> tuple:
 def calibrate_on_validation(task, scores: dict) -> tuple:
     """``(γ, validation GZSL metrics)``; ``(0.0, {})`` without validation classes or images.
 
-    >>> from wsl_jax.zsl.splits import SPLITS, make_task
+    >>> from wsl_jax.data.zsl_splits import SPLITS, make_task
     >>> y = {"train": [0, 1], "val_seen": [0, 1], "val_unseen": [2], "test_seen": [0],
     ...      "test_unseen": [3]}
     >>> task = make_task({s: np.zeros((len(y[s]), 1)) for s in SPLITS}, y, np.eye(4),
@@ -208,7 +208,7 @@ def metrics_on_test(task, scores: dict, *, calibration: float) -> dict:
     """ZSL accuracy on ``test_unseen``, GZSL ``u``/``s``/``H`` (calibrated and not), the AUSUC and
     per-class accuracies keyed by class name.
 
-    >>> from wsl_jax.zsl.splits import SPLITS, make_task
+    >>> from wsl_jax.data.zsl_splits import SPLITS, make_task
     >>> y = {"train": [0], "val_seen": [0], "val_unseen": [1], "test_seen": [0, 1],
     ...      "test_unseen": [2, 3]}
     >>> task = make_task({s: np.zeros((len(y[s]), 1)) for s in SPLITS}, y, np.eye(4),

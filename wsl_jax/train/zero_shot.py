@@ -20,7 +20,7 @@ An interrupted run (rerunning it in the same workdir resumes it):
 
 >>> import os, tempfile
 >>> from wsl_jax.zsl.config import synthetic_config
->>> from wsl_jax.zsl.training import train_and_evaluate_zsl
+>>> from wsl_jax.train.zero_shot import train_and_evaluate_zsl
 >>> c, w = synthetic_config(), tempfile.mkdtemp()
 >>> c.train.epochs = c.train.eval_every = 2
 >>> c.train.num_devices = 1
@@ -45,12 +45,15 @@ from jax.sharding import PartitionSpec as P
 from tqdm.auto import tqdm
 
 from wsl_jax.data import make_global_batch
+from wsl_jax.data.zsl_splits import trainval_task
+from wsl_jax.data.zsl_tasks import load_task
 from wsl_jax.train.checkpoints import (
     best_record,
     checkpoint_record,
     restore_best,
     verify_restored,
 )
+from wsl_jax.train.feature_cnn import cifar10_cnn_features
 from wsl_jax.train.guard import StepGuard, all_finite
 from wsl_jax.train.metric_writers import MetricWriter
 from wsl_jax.train.state import TrainState
@@ -72,8 +75,6 @@ from wsl_jax.zsl.protocol import (
     score_split,
     validation_metric,
 )
-from wsl_jax.zsl.splits import trainval_task
-from wsl_jax.zsl.tasks import load_task
 
 __all__ = [
     "evaluate_zsl_workdir",
@@ -226,7 +227,12 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
         raise ValueError(f"config.train.epochs must be >= 1, got {config.train.epochs}.")
     mining_options(config, steps_per_epoch=1)  # Unknown schemes fail before any heavy work.
     verbose = config.get("progress_bar", True)
-    task = load_task(config, workdir, log=print if verbose else (lambda *_: None))
+    task = load_task(
+        config,
+        workdir,
+        log=print if verbose else (lambda *_: None),
+        cnn_features=cifar10_cnn_features,
+    )
     x_train = task.features["train"]
     to_row = np.full(task.num_classes, -1, np.int32)
     to_row[task.train_classes] = np.arange(len(task.train_classes))

@@ -1,10 +1,12 @@
-"""CNN image features for zero-shot CIFAR-10 (Socher et al. 2013 protocol).
+"""Training the CIFAR-10 zero-shot protocol's feature CNN, and the features it gives.
 
-A small convolutional classifier is trained on images of the training classes only; its
-penultimate layer (after global average pooling and one ReLU dense layer) gives the image features
-of every image, seen or unseen class. Unseen-class images are never used for training.
+A :class:`~wsl_jax.models.FeatureCNN` is trained (Adam, softmax cross-entropy, random horizontal
+flips) on images of the training classes only; its penultimate layer gives the features of every
+image, seen or unseen class (Socher et al. 2013). :func:`cifar10_cnn_features` is what the zero-shot
+trainer hands to :func:`wsl_jax.data.zsl_tasks.load_task` to compute a CIFAR-10 task's features.
 
 >>> import jax, numpy as np
+>>> from wsl_jax.models import FeatureCNN
 >>> m = FeatureCNN(num_classes=8, widths=(4,), feature_dim=5)  # 8 training classes
 >>> p = m.init(jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32))["params"]
 >>> extract_features(m, p, np.zeros((3, 32, 32, 3), np.uint8)).shape  # images of any class
@@ -13,98 +15,19 @@ of every image, seen or unseen class. Unseen-class images are never used for tra
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 
-from wsl_jax.data.cifar_mosaic import read_cifar_archive
+from wsl_jax.data.cifar10 import load_cifar10
+from wsl_jax.data.zsl_splits import holdout_split
+from wsl_jax.models.feature_cnn import FeatureCNN
 
-__all__ = ["FeatureCNN", "extract_features", "load_cifar10", "train_feature_cnn"]
+__all__ = ["cifar10_cnn_features", "extract_features", "train_feature_cnn"]
 
 _MEAN = np.array([0.49, 0.48, 0.45], np.float32)
 _STD = np.array([0.25, 0.24, 0.26], np.float32)
-
-
-def load_cifar10(
-    path,
-    *,
-    max_train_examples: int = 0,
-    max_test_examples: int = 0,
-    train_classes=None,
-    seed: int = 0,
-) -> dict:
-    """Decoded CIFAR-10 images ``{"train": (images, labels), "test": (images, labels)}``.
-
-    Images are ``(N, 32, 32, 3)`` uint8, labels CIFAR class ids. ``train_classes`` keeps only the
-    training images of those classes; ``max_*_examples > 0`` keeps a class-stratified random subset
-    (``numpy.random.default_rng(seed)``) of at most that many, in archive order.
-
-    Example (a three-image archive in the layout of the real one, ``<split>/<class>/<file>.jpg``):
-
-    >>> import io, os, tarfile, tempfile
-    >>> from PIL import Image
-    >>> path = os.path.join(tempfile.mkdtemp(), "cifar.tar.gz")
-    >>> with tarfile.open(path, "w:gz") as tar:
-    ...     for name in ("train/cat/0.jpg", "train/ship/0.jpg", "test/ship/0.jpg"):
-    ...         b = io.BytesIO(); Image.new("RGB", (32, 32)).save(b, format="JPEG")
-    ...         info = tarfile.TarInfo(name); info.size = b.tell(); _ = b.seek(0)
-    ...         tar.addfile(info, b)
-    >>> data = load_cifar10(path, train_classes=[3])  # training images of cat (id 3) only
-    >>> data["train"][0].shape, data["train"][1].tolist(), data["test"][1].tolist()
-    ((1, 32, 32, 3), [3], [8])
-    """
-    archive = read_cifar_archive(path)
-    rng = np.random.default_rng(seed)
-    out = {}
-    for split, limit in (("train", max_train_examples), ("test", max_test_examples)):
-        images = archive[split]
-        keep = np.arange(len(images))
-        if split == "train" and train_classes is not None:
-            keep = keep[np.isin(images.labels, np.asarray(train_classes))]
-        if limit and limit < len(keep):
-            keep = np.sort(_stratified(images.labels[keep], limit, rng, keep))
-        pixels = (
-            np.stack([images.decode(int(i)) for i in keep])
-            if len(keep)
-            else np.zeros((0, 32, 32, 3), np.uint8)
-        )
-        out[split] = (pixels, images.labels[keep].astype(np.int32))
-    return out
-
-
-def _stratified(labels, limit, rng, ids):
-    classes = np.unique(labels)
-    per_class = max(1, limit // len(classes))
-    picked = [rng.permutation(ids[labels == c])[:per_class] for c in classes]
-    return np.concatenate(picked)[:limit]
-
-
-class FeatureCNN(nn.Module):
-    """Conv(3×3)–ReLU–max-pool stages, global average pooling, a ReLU dense layer (the features),
-    then the class logits. ``__call__`` returns ``(logits, features)``.
-
-    >>> import jax, jax.numpy as jnp
-    >>> m = FeatureCNN(num_classes=8, widths=(4, 8), feature_dim=16)
-    >>> v = m.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))
-    >>> [a.shape for a in m.apply(v, jnp.zeros((2, 32, 32, 3)))]
-    [(2, 8), (2, 16)]
-    """
-
-    num_classes: int
-    widths: Sequence[int] = (16, 32, 64)
-    feature_dim: int = 128
-
-    @nn.compact
-    def __call__(self, x):
-        for width in self.widths:
-            x = nn.relu(nn.Conv(width, (3, 3))(x))
-            x = nn.max_pool(x, (2, 2), strides=(2, 2))
-        features = nn.relu(nn.Dense(self.feature_dim)(jnp.mean(x, axis=(1, 2))))
-        return nn.Dense(self.num_classes)(features), features
 
 
 def _normalize(images):
@@ -124,14 +47,14 @@ def train_feature_cnn(
     feature_dim: int = 128,
     progress=None,
 ) -> tuple:
-    """Trains :class:`FeatureCNN` (Adam, softmax cross-entropy, random horizontal flips).
+    """Trains :class:`~wsl_jax.models.FeatureCNN` (Adam, softmax cross-entropy, random horizontal flips).
 
     Args:
       images: ``(N, 32, 32, 3)`` uint8 training images.
       labels: ``(N,)`` labels in ``[0, num_classes)``.
       num_classes: number of training classes.
       epochs, batch_size, learning_rate, seed: the budget (``batch_size`` is capped at ``N``).
-      widths, feature_dim: the network (see :class:`FeatureCNN`).
+      widths, feature_dim: the network (see :class:`~wsl_jax.models.FeatureCNN`).
       progress: optional callable ``progress(epoch, mean_loss)``.
 
     Returns:
@@ -189,6 +112,7 @@ def extract_features(model, params, images, *, batch_size: int = 500) -> np.ndar
     """Penultimate features ``(N, feature_dim)`` float32 of ``images`` (uint8 NHWC).
 
     >>> import jax
+    >>> from wsl_jax.models import FeatureCNN
     >>> m = FeatureCNN(num_classes=2, widths=(4,), feature_dim=3)
     >>> p = m.init(jax.random.key(0), np.zeros((1, 32, 32, 3), np.float32))["params"]
     >>> extract_features(m, p, np.zeros((5, 32, 32, 3), np.uint8), batch_size=2).shape
@@ -200,3 +124,55 @@ def extract_features(model, params, images, *, batch_size: int = 500) -> np.ndar
         for i in range(0, len(images), batch_size)
     ]
     return np.concatenate(out) if out else np.zeros((0, model.feature_dim), np.float32)
+
+
+def cifar10_cnn_features(config, seen, val_classes, log=print) -> dict:
+    """Features of the CIFAR-10 task of ``config`` from a CNN trained on its training classes.
+
+    Reads the archive ``config.data.dir``; the CNN (``config.features``) learns the ``seen``
+    classes less the ``val_classes`` and the held-out images (``config.data.val_fraction``).
+    Returns ``pool_features``/``pool_labels`` (training-set images of the seen classes) and
+    ``test_features``/``test_labels``.
+
+    >>> from configs import cifar10_zsl
+    >>> config = cifar10_zsl.get_config()
+    >>> config.data.dir = "/no/such/cifar10.tar.gz"
+    >>> cifar10_cnn_features(config, np.arange(8), np.array([4, 8]))
+    Traceback (most recent call last):
+    ...
+    FileNotFoundError: ...
+    """
+    data, feat = config.data, config.features
+    images = load_cifar10(
+        data.dir,
+        max_train_examples=data.max_train_examples,
+        max_test_examples=data.max_test_examples,
+        train_classes=seen,
+        seed=config.seed,
+    )
+    pool_x, pool_y = images["train"]
+    split = holdout_split(
+        pool_y, val_classes=val_classes, val_fraction=data.val_fraction, seed=config.seed
+    )
+    train_y = pool_y[split["train"]]
+    classes = np.unique(train_y)
+    log(f"features: training the CNN on {len(train_y)} images of {len(classes)} classes")
+    model, params = train_feature_cnn(
+        pool_x[split["train"]],
+        np.searchsorted(classes, train_y),
+        num_classes=len(classes),
+        epochs=feat.epochs,
+        batch_size=feat.batch_size,
+        learning_rate=feat.learning_rate,
+        seed=config.seed,
+        widths=tuple(feat.widths),
+        feature_dim=feat.feature_dim,
+        progress=lambda e, loss: log(f"features: epoch {e + 1}/{feat.epochs} loss {loss:.4f}"),
+    )
+    test_x, test_y = images["test"]
+    return {
+        "pool_features": extract_features(model, params, pool_x),
+        "pool_labels": pool_y,
+        "test_features": extract_features(model, params, test_x),
+        "test_labels": test_y,
+    }

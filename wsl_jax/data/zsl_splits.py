@@ -15,7 +15,7 @@ sets. Model selection and calibration use the validation parts only, never the t
 the task of phase 2 of the GBU protocol (:mod:`wsl_jax.zsl.protocol`).
 
 >>> import numpy as np
->>> from wsl_jax.zsl.splits import SPLITS, make_task
+>>> from wsl_jax.data.zsl_splits import SPLITS, make_task
 >>> y = {"train": [0, 1], "val_seen": [0, 1], "val_unseen": [2], "test_seen": [0, 2],
 ...      "test_unseen": [3]}
 >>> task = make_task({s: np.zeros((len(y[s]), 2)) for s in SPLITS}, y, np.eye(4, 2),

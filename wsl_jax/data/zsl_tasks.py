@@ -1,14 +1,16 @@
 """Zero-shot tasks from a config: CIFAR-10 with CNN features, xlsa17 files, or synthetic data.
 
-``load_task(config, workdir)`` returns a :class:`wsl_jax.zsl.splits.ZslTask` for
+``load_task(config, workdir)`` returns a :class:`wsl_jax.data.zsl_splits.ZslTask` for
 ``config.data.name``:
 
 * ``"cifar10"``: the Socher et al. (2013) protocol on the CIFAR-10 JPEG archive
   (``config.data.dir``): unseen classes ``config.data.unseen_classes`` (cat and truck);
   validation classes ``config.data.val_classes`` (seen classes held out of training as stand-ins
   for unseen ones) plus a held-out fraction ``config.data.val_fraction`` of the training-class
-  images. A :class:`~wsl_jax.zsl.cifar_features.FeatureCNN` trained on the training-class
-  images only (``config.features``) gives the features of every image; they are cached in
+  images. A :class:`~wsl_jax.models.FeatureCNN` trained on the training-class images only
+  (``config.features``) gives the features of every image: ``load_task`` computes them with the
+  function given as ``cnn_features`` (the zero-shot trainer passes
+  :func:`wsl_jax.train.feature_cnn.cifar10_cnn_features`); they are cached in
   ``config.data.features_cache`` (default ``<workdir>/features.npz``) together with the settings
   that produced them, so resuming or evaluating never recomputes them. Class vectors
   (``config.zsl.class_vectors``): ``"socher"`` (``socher_wordTable.mat``, 50-d word vectors),
@@ -26,13 +28,13 @@ Class vectors are L2-normalised per class when ``config.zsl.normalize_class_vect
 A task needs validation images to select the epoch on: at least two validation classes, or
 ``config.data.val_fraction > 0``. With ``config.phase == "retrain"`` (phase 2 of the GBU protocol,
 :func:`wsl_jax.zsl.protocol.retrain_config`) the task is
-:func:`~wsl_jax.zsl.splits.trainval_task` of the same task: all seen images for training. On
+:func:`~wsl_jax.data.zsl_splits.trainval_task` of the same task: all seen images for training. On
 CIFAR-10 the features stay those of the CNN trained in phase 1 on the training-class images (a
 fixed feature extractor, as ResNet-101 is for xlsa17), so the validation classes' features
 come from a network that never saw them.
 
 >>> from wsl_jax.zsl.config import synthetic_config
->>> from wsl_jax.zsl.splits import SPLITS
+>>> from wsl_jax.data.zsl_splits import SPLITS
 >>> c = synthetic_config()
 >>> c.data.examples_per_class = 10
 >>> task = load_task(c, "/tmp/unused")  # no files: nothing is read or written
@@ -50,18 +52,20 @@ import scipy.io
 
 from wsl_jax.data.cifar_mosaic import CIFAR10_CLASSES
 from wsl_jax.data.xlsa17 import load_xlsa17
+from wsl_jax.data.zsl_splits import SPLITS, holdout_split, make_task, trainval_task
 from wsl_jax.zsl.checks import check_attributes
-from wsl_jax.zsl.cifar_features import extract_features, load_cifar10, train_feature_cnn
 from wsl_jax.zsl.protocol import protocol_of
-from wsl_jax.zsl.splits import SPLITS, holdout_split, make_task, trainval_task
 
 __all__ = ["DATA_SOURCES", "cifar10_class_vectors", "load_task"]
 
 DATA_SOURCES = ("cifar10", "xlsa17", "synthetic")
 
 
-def load_task(config, workdir, *, log=print):
-    """The :class:`~wsl_jax.zsl.splits.ZslTask` described by ``config`` (see the module docstring).
+def load_task(config, workdir, *, log=print, cnn_features=None):
+    """The :class:`~wsl_jax.data.zsl_splits.ZslTask` described by ``config`` (see the module docstring).
+
+    ``cnn_features(config, seen, val_classes, log)`` computes CIFAR-10 features that are not
+    cached yet (see the module docstring); other data sources do not use it.
 
     >>> from wsl_jax.zsl.config import synthetic_config
     >>> task = load_task(synthetic_config(), "/tmp/unused")
@@ -71,7 +75,7 @@ def load_task(config, workdir, *, log=print):
     protocol_of(config)  # A bad config.protocol fails before any heavy work.
     name = config.data.name
     if name == "cifar10":
-        task = _cifar10_task(config, Path(workdir), log)
+        task = _cifar10_task(config, Path(workdir), log, cnn_features)
     elif name == "xlsa17":
         task = _xlsa17_task(config)
     elif name == "synthetic":
@@ -139,7 +143,7 @@ def _class_ids(names, what):
     return np.array([CIFAR10_CLASSES.index(n) for n in names], np.int32)
 
 
-def _cifar10_task(config, workdir, log):
+def _cifar10_task(config, workdir, log, cnn_features):
     data = config.data
     attributes = _normalized(
         cifar10_class_vectors(config.zsl.class_vectors, data.class_vectors_dir), config
@@ -172,7 +176,13 @@ def _cifar10_task(config, workdir, log):
             )
         arrays = {k: stored[k] for k in stored.files if k != "settings"}
     else:
-        arrays = _cifar10_features(config, seen, val_classes, log)
+        if cnn_features is None:
+            raise ValueError(
+                f"{cache} does not exist and no `cnn_features` function was given to compute the "
+                "CIFAR-10 features: train through train.py (wsl_jax.train.zero_shot), or pass "
+                "cnn_features=wsl_jax.train.feature_cnn.cifar10_cnn_features."
+            )
+        arrays = cnn_features(config, seen, val_classes, log)
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(cache.stem + ".tmp.npz")
         np.savez(tmp, settings=np.array(settings), **arrays)
@@ -197,43 +207,6 @@ def _cifar10_task(config, workdir, log):
         unseen_classes=unseen,
         val_classes=val_classes,
     )
-
-
-def _cifar10_features(config, seen, val_classes, log):
-    data, feat = config.data, config.features
-    images = load_cifar10(
-        data.dir,
-        max_train_examples=data.max_train_examples,
-        max_test_examples=data.max_test_examples,
-        train_classes=seen,
-        seed=config.seed,
-    )
-    pool_x, pool_y = images["train"]
-    split = holdout_split(
-        pool_y, val_classes=val_classes, val_fraction=data.val_fraction, seed=config.seed
-    )
-    train_y = pool_y[split["train"]]
-    classes = np.unique(train_y)
-    log(f"features: training the CNN on {len(train_y)} images of {len(classes)} classes")
-    model, params = train_feature_cnn(
-        pool_x[split["train"]],
-        np.searchsorted(classes, train_y),
-        num_classes=len(classes),
-        epochs=feat.epochs,
-        batch_size=feat.batch_size,
-        learning_rate=feat.learning_rate,
-        seed=config.seed,
-        widths=tuple(feat.widths),
-        feature_dim=feat.feature_dim,
-        progress=lambda e, loss: log(f"features: epoch {e + 1}/{feat.epochs} loss {loss:.4f}"),
-    )
-    test_x, test_y = images["test"]
-    return {
-        "pool_features": extract_features(model, params, pool_x),
-        "pool_labels": pool_y,
-        "test_features": extract_features(model, params, test_x),
-        "test_labels": test_y,
-    }
 
 
 def _check_n_neg(config, num_train_classes):
