@@ -15,6 +15,8 @@ from pathlib import Path
 
 from absl import app, flags, logging
 
+import wsl_jax
+
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by train.py.")
 _OVERLAYS = flags.DEFINE_integer("overlays", 6, "Number of test images to draw.")
 flags.mark_flags_as_required(["workdir"])
@@ -46,4 +48,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    wsl_jax.use_recommended_xla_flags()  # Before JAX starts a backend; see wsl_jax/_xla_flags.py.
     app.run(main)

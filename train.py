@@ -19,6 +19,7 @@ import json
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+import wsl_jax
 from wsl_jax.train import distributed, train_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -80,4 +81,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    wsl_jax.use_recommended_xla_flags()  # Before JAX starts a backend; see wsl_jax/_xla_flags.py.
     app.run(main)
