@@ -8,7 +8,7 @@ happens). The pipeline runs in this process (``worker_count=0``, ``read_threads`
 ``--warmup`` batches are discarded, then ``--batches`` are timed; the median of ``--repeats`` timed
 runs is reported, along with the raw random-access read rate of the data source (decode only).
 
-Usage:  python benchmarks/input_pipeline.py [--batch 32] [--batches 100] [--cifar-path PATH]
+Usage:  python -m benchmarks.input_pipeline [--batch 32] [--batches 100] [--cifar-path PATH]
 """
 from __future__ import annotations
 
