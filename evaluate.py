@@ -11,6 +11,7 @@ GZSL u/s/H (calibration chosen on validation) and per-class accuracies.
 """
 
 import json
+import logging as std_logging
 from pathlib import Path
 
 from absl import app, flags, logging
@@ -30,7 +31,8 @@ def _is_zsl(workdir) -> bool:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)
+    logging.set_verbosity(logging.WARNING)  # Other libraries' INFO chatter off; wsl_jax's on:
+    std_logging.getLogger("wsl_jax").setLevel(std_logging.INFO)
     if _is_zsl(_WORKDIR.value):
         from wsl_jax.zsl.training import evaluate_zsl_workdir
 

@@ -15,6 +15,7 @@ environment variables JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS
 """
 
 import json
+import logging as std_logging
 
 from absl import app, flags, logging
 from ml_collections import config_flags
@@ -59,7 +60,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)
+    logging.set_verbosity(logging.WARNING)  # Other libraries' INFO chatter off; wsl_jax's on:
+    std_logging.getLogger("wsl_jax").setLevel(std_logging.INFO)
     settings = (_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     wsl = _CONFIG.value.get("task", "wsl") == "wsl"
     if not wsl and (_STOP_AFTER.value is not None or distributed.is_requested(*settings)):

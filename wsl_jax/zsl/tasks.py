@@ -35,6 +35,7 @@ Class vectors are L2-normalised per class when ``config.zsl.normalize_class_vect
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -46,13 +47,18 @@ from wsl_jax.zsl.checks import check_attributes
 from wsl_jax.zsl.cifar_features import extract_features, load_cifar10, train_feature_cnn
 from wsl_jax.zsl.splits import SPLITS, holdout_split, make_task
 
+_log = logging.getLogger(__name__)
+
 __all__ = ["DATA_SOURCES", "cifar10_class_vectors", "load_task"]
 
 DATA_SOURCES = ("cifar10", "xlsa17", "synthetic")
 
 
-def load_task(config, workdir, *, log=print):
+def load_task(config, workdir, *, log=None):
     """The :class:`~wsl_jax.zsl.splits.ZslTask` described by ``config`` (see the module docstring).
+
+    ``log`` takes the progress messages (one string each) of the CIFAR-10 feature CNN; by default
+    they go to this module's :mod:`logging` logger at INFO level.
 
     >>> from wsl_jax.zsl.config import synthetic_config
     >>> task = load_task(synthetic_config(), "/tmp/unused")
@@ -61,7 +67,7 @@ def load_task(config, workdir, *, log=print):
     """
     name = config.data.name
     if name == "cifar10":
-        return _cifar10_task(config, Path(workdir), log)
+        return _cifar10_task(config, Path(workdir), log or _log.info)
     if name == "xlsa17":
         return _xlsa17_task(config)
     if name == "synthetic":

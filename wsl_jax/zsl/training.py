@@ -223,7 +223,7 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
         raise ValueError(f"config.train.epochs must be >= 1, got {config.train.epochs}.")
     mining_options(config, steps_per_epoch=1)  # Unknown schemes fail before any heavy work.
     verbose = config.get("progress_bar", True)
-    task = load_task(config, workdir, log=print if verbose else (lambda *_: None))
+    task = load_task(config, workdir, log=None if verbose else (lambda *_: None))  # None: logger
     x_train = task.features["train"]
     to_row = np.full(task.num_classes, -1, np.int32)
     to_row[task.train_classes] = np.arange(len(task.train_classes))
