@@ -50,7 +50,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
-from wsl_jax._arrays import check_class_ids, is_concrete as _concrete, at_least_float32 as _float
+
+from wsl_jax._arrays import at_least_float32 as _float
+from wsl_jax._arrays import check_class_ids
+from wsl_jax._arrays import is_concrete as _concrete
 
 AP_MODES = ("noninterp", "voc07", "allpoint", "voc07_exact")
 
@@ -62,9 +65,10 @@ _VOC07_TENTH_REACHES = tuple(bool(k / 10 >= t) for k, t in enumerate(_VOC07_THRE
 __all__ = [
     "AP_MODES",
     "average_precision",
+    "classification_metrics",
     "mean_average_precision",
-    "top1_accuracy",
     "per_class_mean_accuracy",
+    "top1_accuracy",
 ]
 
 
@@ -267,3 +271,29 @@ def per_class_mean_accuracy(logits, labels, *, num_classes: int, where=None) -> 
     present = count > 0
     per_class = jnp.where(present, hits / jnp.maximum(count, 1), 0.0)
     return jnp.sum(per_class) / jnp.sum(present)
+
+
+def classification_metrics(scores, labels, *, where=None) -> dict:
+    """Per-class AP and mAP (non-interpolated) of host arrays, as plain floats; on single-label data
+    also top-1 and per-class mean accuracy (what the training loop and ``evaluate.py`` report).
+
+    ``labels`` is the ``(N, C)`` multi-hot truth; ``where`` (``(N, C)`` bool) leaves pairs out of the
+    AP (VOC's difficult objects). Single-label means every row has exactly one positive (MIT67, …).
+
+    >>> import numpy as np
+    >>> scores = np.array([[2.0, 0.1], [0.3, 1.0], [0.9, 0.2]])
+    >>> labels = np.array([[1, 0], [0, 1], [0, 1]], bool)
+    >>> out = classification_metrics(scores, labels)
+    >>> out["AP"], out["top1"], out["mean_class_accuracy"]
+    ([1.0, 1.0], 0.66..., 0.75)
+    """
+    labels = np.asarray(labels, bool)
+    ap = np.asarray(average_precision(scores, labels, where=where))
+    result = {"mAP": float(np.nanmean(ap)), "AP": [float(a) for a in ap]}
+    if np.all(labels.sum(axis=1) == 1):
+        classes = labels.argmax(axis=1)
+        result["top1"] = float(top1_accuracy(scores, classes))
+        result["mean_class_accuracy"] = float(
+            per_class_mean_accuracy(scores, classes, num_classes=labels.shape[1])
+        )
+    return result

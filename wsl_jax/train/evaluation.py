@@ -51,10 +51,8 @@ from pathlib import Path
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 from tqdm.auto import tqdm
 
-from wsl_jax import metrics
 from wsl_jax.data import make_eval_dataset, make_global_batch
 from wsl_jax.data.catalog import open_splits, pipeline_options
 from wsl_jax.localization import boxes_to_pixels, class_maps_to_heatmaps, segmentation_from_heatmaps
@@ -72,8 +70,10 @@ from wsl_jax.localization_metrics import (
     pxap,
     pxap_histograms,
 )
-from wsl_jax.train.state import data_mesh
+from wsl_jax.metrics import classification_metrics
 from wsl_jax.train.checkpoints import restore_best
+from wsl_jax.train.loop import build_from_config
+from wsl_jax.train.state import data_mesh
 from wsl_jax.train.workdir import read_run_config
 
 THRESHOLDS = tuple(np.round(np.arange(0.05, 1.0, 0.05), 2))  # Segmentation background sweep.
@@ -105,6 +105,7 @@ def load_run(workdir):
       >>> model, _ = build_from_config(config)
       >>> shapes = jax.eval_shape(
       ...     lambda key: model.init(key, jnp.zeros((1, 64, 64, 1)), train=False), jax.random.key(0))
+      >>> import orbax.checkpoint as ocp
       >>> with ocp.StandardCheckpointer() as checkpointer:
       ...     checkpointer.save((workdir / "best").absolute(),
       ...                       jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes))
@@ -112,39 +113,13 @@ def load_run(workdir):
       >>> config.model.backbone, sorted(variables)
       ('small_cnn', ['batch_stats', 'params'])
     """
-    from wsl_jax.train.loop import build_from_config  # Imported here: avoids an import cycle.
-
+    
     workdir = Path(workdir).expanduser()
     config = read_run_config(workdir)
     model, _ = build_from_config(config)
     best_file = workdir / "best.json"  # Its checksums verify best/ (runs made by hand have none).
     variables = restore_best(workdir, json.loads(best_file.read_text()) if best_file.exists() else {})
     return config, model, variables
-
-
-def classification_metrics(scores, labels, *, where=None) -> dict:
-    """Per-class AP and mAP; on single-label data also top-1 and per-class mean accuracy.
-
-    ``labels`` is the ``(N, C)`` multi-hot truth; ``where`` (``(N, C)`` bool) leaves pairs out of the
-    AP (VOC's difficult objects). Single-label means every row has exactly one positive (MIT67, …).
-
-    >>> import numpy as np
-    >>> scores = np.array([[2.0, 0.1], [0.3, 1.0], [0.9, 0.2]])
-    >>> labels = np.array([[1, 0], [0, 1], [0, 1]], bool)
-    >>> out = classification_metrics(scores, labels)
-    >>> out["AP"], out["top1"], out["mean_class_accuracy"]
-    ([1.0, 1.0], 0.66..., 0.75)
-    """
-    labels = np.asarray(labels, bool)
-    ap = np.asarray(metrics.average_precision(scores, labels, where=where))
-    result = {"mAP": float(np.nanmean(ap)), "AP": [float(a) for a in ap]}
-    if np.all(labels.sum(axis=1) == 1):
-        classes = labels.argmax(axis=1)
-        result["top1"] = float(metrics.top1_accuracy(scores, classes))
-        result["mean_class_accuracy"] = float(
-            metrics.per_class_mean_accuracy(scores, classes, num_classes=labels.shape[1])
-        )
-    return result
 
 
 def pointwise_tolerance(config) -> float:

@@ -44,6 +44,7 @@ from tqdm.auto import tqdm
 
 from wsl_jax.data import make_eval_dataset, make_global_batch, make_train_dataset
 from wsl_jax.data.catalog import open_splits, pipeline_options
+from wsl_jax.metrics import classification_metrics
 from wsl_jax.models import build_model
 from wsl_jax.train.checkpoints import (
     best_record,
@@ -51,7 +52,6 @@ from wsl_jax.train.checkpoints import (
     restore_best,
     verify_restored,
 )
-from wsl_jax.train.evaluation import classification_metrics
 from wsl_jax.train.guard import StepGuard, all_finite
 from wsl_jax.train.metric_writers import MetricWriter
 from wsl_jax.train.objectives import make_objective
