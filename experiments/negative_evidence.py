@@ -99,7 +99,9 @@ def run_config(
     config.data.dir = data_dir
     # A missing path is left to the builder: it reads $WSL_JAX_MNIST_DIR / $WSL_JAX_CIFAR10, or
     # says which to set.
-    source = {"mnist_dir": mnist_dir} if dataset == "cluttered_mnist" else {"cifar_path": cifar_path}
+    source = (
+        {"mnist_dir": mnist_dir} if dataset == "cluttered_mnist" else {"cifar_path": cifar_path}
+    )
     config.data.builder_kwargs = ml_collections.ConfigDict(
         {key: str(value) for key, value in source.items() if value}
     )
