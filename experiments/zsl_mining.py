@@ -3,7 +3,10 @@
 For every seed, CNN features are computed once (``configs/cifar10_zsl.py``: a small CNN trained on
 the training classes) and shared by every negative scheme; the metric model is trained with each
 scheme (``train_and_evaluate_zsl``, model selection and GZSL calibration on validation only), and
-ESZSL is fitted on the same features (its ``γ``, ``λ`` chosen on validation). Writes
+ESZSL is fitted on the same features (its ``γ``, ``λ`` chosen on validation; ``±1`` targets as in
+Romera-Paredes and Torr, ``--eszsl-coding 01`` for one-hot ones). Both follow the GBU protocol
+(:mod:`wsl_jax.zsl.protocol`): settings chosen with the validation classes, then refitted on all
+seen classes and tested once. Writes
 ``<out>/results.json`` (every run, mean ± std per scheme, learning curves) and
 ``<out>/learning_curves.png`` (unseen test accuracy per epoch, logged for the plot only), copies
 them to ``--results`` (default ``experiments/results/zsl_mining_<vectors>[_pairs].{json,png}``,
@@ -39,6 +42,7 @@ from wsl_jax.zsl.protocol import (
     metrics_on_test,
     validation_metric,
 )
+from wsl_jax.zsl.splits import trainval_task
 from wsl_jax.zsl.tasks import load_task
 from wsl_jax.zsl.training import train_and_evaluate_zsl
 
@@ -87,27 +91,36 @@ def _curve(workdir):
     return [x["test_zsl_unseen_acc"] for x in lines if "test_zsl_unseen_acc" in x]
 
 
-def run_eszsl(config, workdir) -> dict:
-    """ESZSL on the run's features: ``γ``, ``λ`` (and the calibration) chosen on validation."""
+def run_eszsl(config, workdir, coding="pm1") -> dict:
+    """ESZSL on the run's features, GBU protocol: ``γ``, ``λ`` (and the calibration) chosen on
+    validation with a fit on the training classes, then refitted on all seen images and tested."""
     task = load_task(config, workdir, log=lambda *_: None)
-    train_att = task.attributes[task.train_classes]
-    y = np.searchsorted(task.train_classes, task.labels["train"])
+
+    def fit(t, gamma, lam):
+        y = np.searchsorted(t.train_classes, t.labels["train"])
+        att = t.attributes[t.train_classes]
+        return eszsl_fit(t.features["train"], y, att, gamma=gamma, lam=lam, coding=coding)
+
+    def score(v, t, splits):
+        return {s: np.asarray(eszsl_scores(v, t.features[s], t.attributes)) for s in splits}
+
     best = None
     for gamma, lam in itertools.product(ESZSL_GRID, ESZSL_GRID):
-        v = eszsl_fit(task.features["train"], y, train_att, gamma=gamma, lam=lam, coding="01")
-        scores = {
-            s: np.asarray(eszsl_scores(v, task.features[s], task.attributes)) for s in task.features
-        }
+        scores = score(fit(task, gamma, lam), task, ("val_seen", "val_unseen"))
         _, value = validation_metric(task, scores)
         if best is None or value > best[0]:
             best = (value, gamma, lam, scores)
     value, gamma, lam, scores = best
     calibration, _ = calibrate_on_validation(task, scores)
+    full = trainval_task(task)
+    test = score(fit(full, gamma, lam), full, ("test_seen", "test_unseen"))
     return {
         "best_val_metric": value,
         "gamma": gamma,
         "lam": lam,
-        **metrics_on_test(task, scores, calibration=calibration),
+        "coding": coding,
+        "protocol": "gbu",
+        **metrics_on_test(full, test, calibration=calibration),
     }
 
 
@@ -118,6 +131,7 @@ def _command(args, scheme):
     flags += f" --features-epochs {args.features_epochs}" if args.features_epochs else ""
     flags += f" --max-train-examples {args.max_train_examples}" if args.max_train_examples else ""
     flags += f" --features-dir {args.features_dir}" if args.features_dir else ""
+    flags += " --eszsl-coding 01" if scheme == "eszsl" and args.eszsl_coding == "01" else ""
     seeds = " ".join(map(str, args.seeds))
     return f"python -m experiments.zsl_mining{flags} --seeds {seeds} --schemes {scheme}"
 
@@ -142,6 +156,12 @@ def main(argv=None):
         help="folder of the CIFAR-10 class vectors (default: the config's data.class_vectors_dir)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny budget (CI)")
+    parser.add_argument(
+        "--eszsl-coding",
+        choices=("pm1", "01"),
+        default="pm1",
+        help="ESZSL targets: pm1 (the paper's ±1) or 01 (one-hot)",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -159,7 +179,7 @@ def main(argv=None):
             if scheme == "eszsl":
                 if not cache.is_file():  # features come from a metric-model run otherwise
                     train_and_evaluate_zsl(config, workdir)
-                result, curve = run_eszsl(config, workdir), []
+                result, curve = run_eszsl(config, workdir, args.eszsl_coding), []
             else:
                 result, curve = train_and_evaluate_zsl(config, workdir), _curve(workdir)
             runs.append(
@@ -173,6 +193,8 @@ def main(argv=None):
                         k: result[k]
                         for k in ("zsl_unseen_acc", "gzsl", "calibration", "per_class_zsl")
                     },
+                    **{k: result.get(k) for k in ("protocol", "ausuc", "selected_epoch")},
+                    **({"coding": result["coding"]} if scheme == "eszsl" else {}),
                 }
             )
             print(
@@ -195,12 +217,12 @@ def main(argv=None):
         Path(results).parent.mkdir(parents=True, exist_ok=True)
         Path(results + ".json").write_bytes((out / "results.json").read_bytes())
         Path(results + ".png").write_bytes((out / "learning_curves.png").read_bytes())
-    print("| scheme | ZSL unseen acc. | GZSL H | GZSL u | GZSL s | command |")
-    print("|---|---|---|---|---|---|")
+    print("| scheme | ZSL unseen acc. | GZSL H | GZSL u | GZSL s | AUSUC | command |")
+    print("|---|---|---|---|---|---|---|")
     for row in table:
         print(
             f"| {row['scheme']} | {row['zsl']} | {row['H']} | {row['u']} | {row['s']} | "
-            f"`{row['command']}` |"
+            f"{row['ausuc']} | `{row['command']}` |"
         )
     return table
 
@@ -224,6 +246,7 @@ def _aggregate(runs, args):
                 "H": stat([r["gzsl"]["H"] for r in rows]),
                 "u": stat([r["gzsl"]["u"] for r in rows]),
                 "s": stat([r["gzsl"]["s"] for r in rows]),
+                "ausuc": stat([r["ausuc"] for r in rows]),
                 "command": _command(args, scheme),
             }
         )

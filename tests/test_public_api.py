@@ -65,6 +65,7 @@ EXPECTED_API = {
     "wsl_jax.zsl": (
         "MetricEmbedding",
         "SCHEMES",
+        "ausuc",
         "bootstrap_negatives",
         "bootstrap_schedule",
         "check_attributes",
@@ -89,6 +90,7 @@ EXPECTED_API = {
         "predict",
         "resolve_counts",
         "scores",
+        "seen_unseen_curve",
         "semi_hard_negatives",
         "uncertain_negatives",
         "uniform_negatives",

@@ -151,3 +151,82 @@ def test_real_att_splits(dataset, tmp_path):
     data = load_xlsa17(tmp_path, dataset)
     assert data.features.shape == (n, 4) and data.image_files is None
     assert len(data.seen_classes) == num_seen and len(data.unseen_classes) == num_unseen
+
+
+def _own_data(n_classes=6, d=7, p=3, per_class=10, seed=0):
+    """Features of dimension d linear in p-dimensional class vectors; the last 2 classes unseen."""
+    rng = np.random.default_rng(seed)
+    attributes = rng.normal(size=(n_classes, p))
+    labels = np.repeat(np.arange(n_classes), per_class)
+    features = attributes[labels] @ rng.normal(size=(p, d)) + 0.05 * rng.normal(size=(len(labels), d))
+    seen = labels < n_classes - 2
+    seen_idx, unseen_idx = np.flatnonzero(seen), np.flatnonzero(~seen)
+    test_seen = seen_idx[::5]  # every 5th seen image
+    trainval = np.setdiff1d(seen_idx, test_seen)
+    return features, labels, attributes, trainval, test_seen, unseen_idx
+
+
+def test_write_xlsa17_round_trip_any_name_and_dimension(tmp_path):
+    from wsl_jax.data.xlsa17 import write_xlsa17
+
+    features, labels, attributes, trainval, test_seen, test_unseen = _own_data(d=7)
+    names = [f"bird {c}" for c in range(6)]
+    write_xlsa17(tmp_path / "My Birds", features=features, labels=labels, attributes=attributes,
+                 class_names=names, trainval=trainval, test_seen=test_seen, test_unseen=test_unseen,
+                 val_classes=[3], image_files=[f"img{i}.jpg" for i in range(len(labels))])
+    data = load_xlsa17(tmp_path, "My Birds")
+    np.testing.assert_array_equal(data.features, features.astype(np.float32))
+    np.testing.assert_array_equal(data.labels, labels)
+    np.testing.assert_allclose(data.original_attributes, attributes, rtol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(data.attributes, axis=1), 1.0, rtol=1e-6)
+    assert data.class_names == names and data.image_files[2] == "img2.jpg"
+    np.testing.assert_array_equal(data.splits["trainval"], trainval)
+    np.testing.assert_array_equal(data.splits["val"], trainval[labels[trainval] == 3])
+    np.testing.assert_array_equal(data.splits["train"], trainval[labels[trainval] != 3])
+    np.testing.assert_array_equal(data.splits["test_unseen"], test_unseen)
+    assert data.seen_classes.tolist() == [0, 1, 2, 3] and data.unseen_classes.tolist() == [4, 5]
+    # What the file holds is the release's layout: d x N features, p x C att, 1-based indices.
+    raw = scipy.io.loadmat(tmp_path / "My Birds" / "res101.mat")
+    assert raw["features"].shape == (7, 60) and raw["labels"].min() == 1
+    raw = scipy.io.loadmat(tmp_path / "My Birds" / "att_splits.mat")
+    assert raw["att"].shape == (3, 6) and raw["trainval_loc"].min() == trainval.min() + 1
+
+
+def test_npy_features_and_labels_replace_res101(tmp_path):
+    from wsl_jax.data.xlsa17 import write_xlsa17
+
+    features, labels, attributes, trainval, test_seen, test_unseen = _own_data(d=5)
+    folder = tmp_path / "OWN"
+    write_xlsa17(folder, features=features, labels=labels, attributes=attributes,
+                 class_names=list("abcdef"), trainval=trainval, test_seen=test_seen,
+                 test_unseen=test_unseen)
+    (folder / "res101.mat").unlink()
+    np.save(folder / "features.npy", features * 2)
+    np.save(folder / "labels.npy", labels)
+    data = load_xlsa17(tmp_path, "OWN")
+    np.testing.assert_array_equal(data.features, (features * 2).astype(np.float32))
+    np.testing.assert_array_equal(data.labels, labels)
+    assert data.image_files is None and data.splits["val"].size == 0
+    np.save(folder / "labels.npy", labels + 1)  # 1-based by mistake: class 6 of 6
+    with pytest.raises(ValueError, match="labels.npy holds 0-based ids in \\[0, 6\\)"):
+        load_xlsa17(tmp_path, "OWN")
+    np.save(folder / "labels.npy", labels[:-1])
+    with pytest.raises(ValueError, match="one label per row of features.npy"):
+        load_xlsa17(tmp_path, "OWN")
+    (folder / "labels.npy").unlink()
+    with pytest.raises(FileNotFoundError, match="labels.npy not found"):
+        load_xlsa17(tmp_path, "OWN")
+
+
+def test_write_xlsa17_bad_inputs(tmp_path):
+    from wsl_jax.data.xlsa17 import write_xlsa17
+
+    features, labels, attributes, trainval, test_seen, test_unseen = _own_data()
+    kw = {"features": features, "labels": labels, "attributes": attributes, "class_names": list("abcdef"),
+          "trainval": trainval, "test_seen": test_seen, "test_unseen": test_unseen}
+    with pytest.raises(ValueError, match="`attributes` must be \\(C, p\\) with C = 5"):
+        write_xlsa17(tmp_path / "X", **(kw | {"class_names": list("abcde")}))
+    with pytest.raises(ValueError, match="`labels` must be 0-based class ids in \\[0, 6\\)"):
+        write_xlsa17(tmp_path / "X", **(kw | {"labels": labels + 1}))
+    with pytest.raises(ValueError, match="`features` must be \\(N, d\\) with N = 60"):
+        write_xlsa17(tmp_path / "X", **(kw | {"features": features[:-1]}))

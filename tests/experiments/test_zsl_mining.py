@@ -27,5 +27,7 @@ def test_quick_study_writes_results_and_plot(tmp_path):
     uniform, _, eszsl = results["runs"]
     assert len(uniform["curve"]) == 2 and eszsl["curve"] == []  # one point per epoch
     assert uniform["per_class_zsl"].keys() == {"cat", "truck"}
+    assert uniform["protocol"] == "gbu" and 0.0 <= uniform["ausuc"] <= 1.0
+    assert eszsl["coding"] == "pm1" and eszsl["protocol"] == "gbu"  # the paper's ±1 targets
     # every scheme of a seed shares one feature file
     assert [p.name for p in (out / "features").iterdir()] == ["seed0.npz"]

@@ -5,7 +5,14 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score
 
-from wsl_jax.zsl import check_splits, choose_calibration, gzsl_metrics, zsl_accuracy
+from wsl_jax.zsl import (
+    ausuc,
+    check_splits,
+    choose_calibration,
+    gzsl_metrics,
+    seen_unseen_curve,
+    zsl_accuracy,
+)
 
 # Classes 0, 1 seen; 2, 3 unseen.
 SEEN, UNSEEN = np.array([0, 1]), np.array([2, 3])
@@ -141,3 +148,92 @@ def test_errors():
         zsl_accuracy(S_UNSEEN, L_UNSEEN, classes=[2, 4])
     with pytest.raises(ValueError, match="NaN"):
         zsl_accuracy(S_UNSEEN.at[0, 0].set(jnp.nan), L_UNSEEN, classes=UNSEEN)
+
+
+def _numpy_gzsl(x_s, y_s, x_u, y_u, seen, unseen, gamma):
+    """Plain NumPy (u, s) from the definition: γ off the seen scores, arg-max over seen + unseen
+    (first listed on ties), per-class mean recall."""
+    candidates = np.concatenate([seen, unseen])
+
+    def acc(x, y):
+        x = np.array(x, np.float64)
+        x[:, seen] -= gamma
+        pred = candidates[np.argmax(x[:, candidates], axis=1)]
+        return np.mean([np.mean(pred[y == c] == c) for c in np.unique(y)])
+
+    return acc(x_u, y_u), acc(x_s, y_s)
+
+
+def _brute_force_ausuc(x_s, y_s, x_u, y_u, seen, unseen, step):
+    """AUSUC on a dense γ grid (spacing ``step``, beyond every score difference on both sides)."""
+    span = np.abs(np.concatenate([x_s, x_u])).max() * 2 + 1
+    points = np.array(
+        [
+            _numpy_gzsl(x_s, y_s, x_u, y_u, seen, unseen, g)
+            for g in np.arange(-span, span + step, step)
+        ]
+    )
+    u, s = points[:, 0], points[:, 1]
+    return float(np.sum(np.diff(u) * (s[1:] + s[:-1]) / 2))
+
+
+def test_ausuc_hand_case():
+    # Seen images: margins 1 (right), 5 (right), -1 (wrong among seen); per-class weights
+    # 1/2, 1/4, 0. Unseen images: margins 1, -3, -3, all right, weights 1/4, 1/2, 1/4.
+    # Curve: (0, .75) for γ ≤ -3, (.75, .75) up to 1, (1, .25) up to 5, (1, 0) beyond.
+    c = seen_unseen_curve(
+        S_SEEN, L_SEEN, S_UNSEEN, L_UNSEEN, seen_classes=SEEN, unseen_classes=UNSEEN
+    )
+    np.testing.assert_array_equal(c["gamma"], [-3, -3, -1, 1, 1, 5, np.inf])
+    np.testing.assert_allclose(c["u"], [0, 0, 0.75, 0.75, 0.75, 1, 1])
+    np.testing.assert_allclose(c["s"], [0.75, 0.75, 0.75, 0.75, 0.75, 0.25, 0])
+    area = ausuc(S_SEEN, L_SEEN, S_UNSEEN, L_UNSEEN, seen_classes=SEEN, unseen_classes=UNSEEN)
+    assert area == pytest.approx(0.75 * 0.75 + 0.25 * (0.75 + 0.25) / 2)  # 0.6875
+
+
+def test_ausuc_perfect_and_hopeless_models():
+    eye = np.eye(4)
+    perfect = ausuc(
+        eye[[0, 1]], [0, 1], eye[[2, 3]], [2, 3], seen_classes=[0, 1], unseen_classes=[2, 3]
+    )
+    assert perfect == 1.0
+    # Every unseen image scores higher on a seen class than every seen image does: no γ gets
+    # both right; AUSUC 0.
+    x_s = np.array([[1.0, 0, 0.5, 0], [0, 1.0, 0.5, 0]])
+    x_u = np.array([[3.0, 0, 1.0, 0], [0, 3.0, 0, 1.0]])
+    hopeless = ausuc(x_s, [0, 1], x_u, [2, 3], seen_classes=[0, 1], unseen_classes=[2, 3])
+    assert hopeless == 0.0
+
+
+@pytest.mark.parametrize("trial", range(6))
+def test_ausuc_matches_brute_force_dense_grid(trial):
+    # Scores on a 0.5 lattice: margins are multiples of 0.5, so a grid of step 0.05 (off the
+    # lattice by 0.025) visits every piece of the step curve, and the trapezoid areas agree.
+    rng = np.random.default_rng(trial)
+    c = 7
+    seen, unseen = np.array([0, 2, 3, 5]), np.array([1, 4, 6])
+    y_s = rng.choice(seen, 25)
+    y_u = rng.choice(unseen, 20)
+    x_s = rng.integers(-4, 5, size=(25, c)) / 2
+    x_u = rng.integers(-4, 5, size=(20, c)) / 2
+    got = ausuc(x_s, y_s, x_u, y_u, seen_classes=seen, unseen_classes=unseen)
+    expected = _brute_force_ausuc(x_s, y_s, x_u, y_u, seen, unseen, step=0.05)
+    assert got == pytest.approx(expected, abs=1e-12)
+    # The curve's points are gzsl_metrics at the same γ (the library's own GZSL accuracies).
+    curve = seen_unseen_curve(x_s, y_s, x_u, y_u, seen_classes=seen, unseen_classes=unseen)
+    for g, u, s in list(zip(curve["gamma"], curve["u"], curve["s"]))[:-1:5]:
+        m = gzsl_metrics(
+            x_s, y_s, x_u, y_u, seen_classes=seen, unseen_classes=unseen, calibration=g
+        )
+        assert (float(m["u"]), float(m["s"])) == pytest.approx((u, s), abs=1e-6)
+        assert (u, s) == pytest.approx(_numpy_gzsl(x_s, y_s, x_u, y_u, seen, unseen, g))
+
+
+def test_ausuc_bad_inputs():
+    eye = np.eye(4)
+    with pytest.raises(ValueError, match="at least one image"):
+        ausuc(eye[:0], [], eye[[2]], [2], seen_classes=[0, 1], unseen_classes=[2, 3])
+    with pytest.raises(ValueError, match="outside `unseen_classes`"):
+        ausuc(eye[[0]], [0], eye[[2]], [1], seen_classes=[0, 1], unseen_classes=[2, 3])
+    with pytest.raises(ValueError, match="finite|NaN"):
+        ausuc(eye[[0]] * np.nan, [0], eye[[2]], [2], seen_classes=[0, 1], unseen_classes=[2, 3])

@@ -15,6 +15,12 @@ sorted-as-stored int64 index arrays keyed ``trainval``, ``train``, ``val``, ``te
 Missing fields, wrong shapes, out-of-range indices, overlapping train/test indices and unseen classes
 present in ``trainval`` raise ``ValueError`` naming the file and the field.
 
+Bring your own data: any folder name (the data set name) and any feature dimension ``d`` work.
+Instead of ``res101.mat`` the folder may hold ``features.npy`` ((N, d), rows are images) and
+``labels.npy`` ((N,), **0-based** class ids, the rows of ``att``'s transpose); ``res101.mat`` is
+read when both are present. :func:`write_xlsa17` writes the two ``.mat`` files from NumPy arrays
+(0-based, rows for images and classes).
+
 Note: in the released SUN files ``train_loc`` and ``val_loc`` do not partition ``trainval_loc``
 (they come from an older split); this is not treated as an error.
 
@@ -50,6 +56,18 @@ import scipy.io
 SPLIT_FIELDS = {"trainval": "trainval_loc", "train": "train_loc", "val": "val_loc",
                 "test_seen": "test_seen_loc", "test_unseen": "test_unseen_loc"}
 DATASETS = ("AWA1", "AWA2", "CUB", "SUN", "APY")
+
+__all__ = [
+    "DATASETS",
+    "SPLIT_FIELDS",
+    "AttSplits",
+    "Xlsa17Data",
+    "load_att_splits",
+    "load_npy_features",
+    "load_res101",
+    "load_xlsa17",
+    "write_xlsa17",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -238,12 +256,21 @@ def load_xlsa17(root: str | os.PathLike, dataset: str) -> Xlsa17Data:
     folder = Path(root) / dataset
     if not folder.is_dir():
         raise FileNotFoundError(f"xlsa17 data set folder {folder} not found (expected <root>/<DATASET>/ "
-                                f"with res101.mat and att_splits.mat; DATASET one of {DATASETS})")
+                                f"with res101.mat and att_splits.mat; DATASET e.g. one of {DATASETS} "
+                                f"or the name of your own folder)")
     att_path, res_path = folder / "att_splits.mat", folder / "res101.mat"
     att = load_att_splits(att_path)
-    features, labels, files = load_res101(res_path)
+    if not res_path.is_file() and (folder / "features.npy").is_file():
+        res_path = folder / "features.npy"
+        features, labels = load_npy_features(folder)
+        files = None
+    else:
+        features, labels, files = load_res101(res_path)
     n = labels.shape[0]
     if labels.size and labels.max() >= att.num_classes:
+        if res_path.suffix == ".npy":
+            raise ValueError(f"{folder / 'labels.npy'} has class id {int(labels.max())} but {att_path} field 'att' "
+                             f"has {att.num_classes} classes: labels.npy holds 0-based ids in [0, {att.num_classes})")
         raise ValueError(f"{res_path}: field 'labels' has class {int(labels.max()) + 1} (1-based) but "
                          f"{att_path} field 'att' has {att.num_classes} classes")
     for key, loc in att.splits.items():
@@ -262,3 +289,83 @@ def load_xlsa17(root: str | os.PathLike, dataset: str) -> Xlsa17Data:
                          f"{[att.class_names[c] for c in stray[:5]]}")
     return Xlsa17Data(features, labels, att.attributes, att.original_attributes, att.class_names,
                       att.splits, seen, unseen, files)
+
+
+def load_npy_features(folder: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
+    """Reads ``features.npy`` (N, d) and ``labels.npy`` (N,) of 0-based class ids from ``folder``.
+
+    Example:
+      >>> import tempfile
+      >>> d = Path(tempfile.mkdtemp())
+      >>> np.save(d / "features.npy", np.ones((3, 5))); np.save(d / "labels.npy", np.array([0, 2, 1]))
+      >>> features, labels = load_npy_features(d)
+      >>> features.shape, features.dtype, labels.tolist()
+      ((3, 5), dtype('float32'), [0, 2, 1])
+    """
+    folder = Path(folder)
+    paths = {name: folder / f"{name}.npy" for name in ("features", "labels")}
+    for path in paths.values():
+        if not path.is_file():
+            raise FileNotFoundError(f"{path} not found (features.npy and labels.npy go together)")
+    features, labels = np.load(paths["features"]), np.load(paths["labels"])
+    if features.ndim != 2:
+        raise ValueError(f"{paths['features']} must be 2-D (N images, d features), got shape {features.shape}")
+    if labels.ndim != 1 or labels.shape[0] != features.shape[0]:
+        raise ValueError(f"{paths['labels']} must be 1-D with one label per row of features.npy "
+                         f"({features.shape[0]}), got shape {labels.shape}")
+    if not np.issubdtype(labels.dtype, np.integer) or (labels.size and labels.min() < 0):
+        raise ValueError(f"{paths['labels']} must hold 0-based integer class ids")
+    return np.ascontiguousarray(features, dtype=np.float32), labels.astype(np.int64)
+
+
+def write_xlsa17(folder: str | os.PathLike, *, features, labels, attributes, class_names, trainval,
+                 test_seen, test_unseen, val_classes=(), image_files=None) -> None:
+    """Writes ``res101.mat`` and ``att_splits.mat`` in ``folder`` from NumPy arrays (0-based).
+
+    Makes an xlsa17-format data set of one's own features: ``features`` (N, d) (any ``d``),
+    ``labels`` (N,) class ids, ``attributes`` (C, p) class vectors (row ``c`` for class ``c``),
+    ``class_names`` (C), and the image index sets ``trainval`` (images of the seen classes),
+    ``test_seen`` (other images of seen classes), ``test_unseen`` (the unseen classes' images).
+    ``val_classes`` (seen class ids) become ``val_loc`` (their ``trainval`` images, the
+    class-disjoint validation split of Xian et al.), the rest ``train_loc``. Stored with the
+    release's conventions: ``d × N`` features, ``p × C`` attributes (``att`` L2-normalised per
+    class, ``original_att`` as given), 1-based labels and indices.
+
+    Example (3 classes, the last one unseen; 6 images of 4 features):
+      >>> import tempfile
+      >>> root = Path(tempfile.mkdtemp())
+      >>> write_xlsa17(root / "MINE", features=np.arange(24.0).reshape(6, 4),
+      ...              labels=np.array([0, 1, 0, 1, 2, 2]), attributes=np.eye(3, 2) + 1,
+      ...              class_names=["cat", "dog", "fox"], trainval=[0, 1], test_seen=[2, 3],
+      ...              test_unseen=[4, 5])
+      >>> data = load_xlsa17(root, "MINE")
+      >>> data.features.shape, data.unseen_classes.tolist(), data.splits["test_seen"].tolist()
+      ((6, 4), [2], [2, 3])
+    """
+    folder = Path(folder)
+    features, labels = np.asarray(features, np.float32), np.asarray(labels).reshape(-1)
+    attributes = np.asarray(attributes, np.float64)
+    if features.ndim != 2 or features.shape[0] != labels.shape[0]:
+        raise ValueError(f"`features` must be (N, d) with N = {labels.shape[0]} labels, got {features.shape}")
+    if attributes.ndim != 2 or attributes.shape[0] != len(class_names):
+        raise ValueError(f"`attributes` must be (C, p) with C = {len(class_names)} class names, "
+                         f"got {attributes.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= len(class_names)):
+        raise ValueError(f"`labels` must be 0-based class ids in [0, {len(class_names)})")
+    trainval = np.asarray(trainval, np.int64).reshape(-1)
+    in_val = np.isin(labels[trainval], np.asarray(val_classes, np.int64))
+    norms = np.maximum(np.linalg.norm(attributes, axis=1, keepdims=True), 1e-12)
+    loc = lambda idx: (np.asarray(idx, np.int64).reshape(-1, 1) + 1).astype(np.float64)
+    folder.mkdir(parents=True, exist_ok=True)
+    res = {"features": features.T, "labels": loc(labels)}
+    if image_files is not None:
+        res["image_files"] = np.array([[np.array([str(f)])] for f in image_files], dtype=object)
+    scipy.io.savemat(os.fspath(folder / "res101.mat"), res)
+    names = np.empty((len(class_names), 1), dtype=object)
+    for c, name in enumerate(class_names):
+        names[c, 0] = np.array([str(name)])
+    scipy.io.savemat(os.fspath(folder / "att_splits.mat"), {
+        "att": (attributes / norms).T, "original_att": attributes.T, "allclasses_names": names,
+        "trainval_loc": loc(trainval), "train_loc": loc(trainval[~in_val]), "val_loc": loc(trainval[in_val]),
+        "test_seen_loc": loc(test_seen), "test_unseen_loc": loc(test_unseen),
+    })

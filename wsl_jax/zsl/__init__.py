@@ -22,7 +22,13 @@ metrics), ``config`` (default settings), ``training`` (the sharded, checkpointed
 
 from wsl_jax.zsl.checks import check_attributes, check_finite, check_splits
 from wsl_jax.zsl.eszsl import eszsl_fit, eszsl_scores, label_matrix
-from wsl_jax.zsl.evaluation import choose_calibration, gzsl_metrics, zsl_accuracy
+from wsl_jax.zsl.evaluation import (
+    ausuc,
+    choose_calibration,
+    gzsl_metrics,
+    seen_unseen_curve,
+    zsl_accuracy,
+)
 from wsl_jax.zsl.mining import (
     SCHEMES,
     bootstrap_negatives,
@@ -52,6 +58,7 @@ from wsl_jax.zsl.model import (
 __all__ = (
     "SCHEMES",
     "MetricEmbedding",
+    "ausuc",
     "bootstrap_negatives",
     "bootstrap_schedule",
     "check_attributes",
@@ -76,6 +83,7 @@ __all__ = (
     "predict",
     "resolve_counts",
     "scores",
+    "seen_unseen_curve",
     "semi_hard_negatives",
     "uncertain_negatives",
     "uniform_negatives",

@@ -3,6 +3,9 @@
 ``base_config()`` holds every field :func:`wsl_jax.zsl.training.train_and_evaluate_zsl` reads;
 the config files change what differs. Fields:
 
+* ``protocol``: ``"gbu"`` (select the epoch on the validation classes, then retrain on all seen
+  classes and test that model) or ``"train_only"`` (test the phase-1 model); see
+  :mod:`wsl_jax.zsl.protocol`.
 * ``zsl``: ``scheme`` (one of :data:`wsl_jax.zsl.SCHEMES`), ``n_neg``, ``lam`` (attribute
   regression weight), ``rank`` (0: ``p``), ``hidden_dims`` (MLP image map, ``()``: linear),
   ``init_bias``, ``class_vectors``, ``normalize_class_vectors``, and the scheme options
@@ -19,7 +22,7 @@ the config files change what differs. Fields:
 >>> c = base_config()
 >>> c.zsl.scheme = "semi_hard"  # what a config file changes
 >>> c.task, sorted(c)
-('zsl', ['data', 'eval', 'optimizer', 'progress_bar', 'seed', 'task', 'train', 'zsl'])
+('zsl', ['data', 'eval', 'optimizer', 'progress_bar', 'protocol', 'seed', 'task', 'train', 'zsl'])
 """
 
 from __future__ import annotations
@@ -42,6 +45,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.task = "zsl"
     config.seed = 0
     config.progress_bar = True
+    config.protocol = "gbu"  # or "train_only"; see wsl_jax.zsl.protocol
 
     config.data = ml_collections.ConfigDict()
     config.data.name = ""
@@ -115,21 +119,29 @@ def xlsa17_config(dataset: str) -> ml_collections.ConfigDict:
     """Zero-shot ``dataset`` on the xlsa17 (GBU) proposed split, ResNet-101 features, ``att`` vectors.
 
     Reads ``<data.dir>/<dataset>/{res101.mat,att_splits.mat}`` (the xlsa17 release; not bundled;
-    set ``--config.data.dir``). The classes of ``val_loc`` are validation classes (held out of
-    training; model selection and GZSL calibration; ``data.val_classes="none"`` turns that off);
-    10 % of the other trainval images are held out as seen-class validation images. Hard mining
-    of 5 negatives, 30 epochs of batch 256.
+    set ``--config.data.dir``). ``dataset`` is one of :data:`XLSA17_DATASETS` or the name of a
+    folder of one's own in the same format (any feature dimension; ``features.npy`` +
+    ``labels.npy`` may replace ``res101.mat``; see :mod:`wsl_jax.data.xlsa17` and
+    :func:`wsl_jax.data.xlsa17.write_xlsa17`). The classes of ``val_loc`` are validation classes
+    (held out of training in phase 1 of the GBU protocol: epoch selection and GZSL calibration;
+    ``data.val_classes="none"`` turns that off); 10 % of the other trainval images are held out
+    as seen-class validation images. Hard mining of 5 negatives, 30 epochs of batch 256.
 
     >>> c = xlsa17_config("CUB")
-    >>> c.data.name, c.data.dataset, c.zsl.scheme
-    ('xlsa17', 'CUB', 'hard')
-    >>> xlsa17_config("cub")
+    >>> c.data.name, c.data.dataset, c.zsl.scheme, c.protocol
+    ('xlsa17', 'CUB', 'hard', 'gbu')
+    >>> xlsa17_config("MyBirds").data.dataset  # a folder of one's own
+    'MyBirds'
+    >>> xlsa17_config("a/b")
     Traceback (most recent call last):
     ...
-    ValueError: dataset must be one of ('APY', 'AWA1', 'AWA2', 'CUB', 'SUN'), got 'cub'
+    ValueError: dataset must be a folder name under config.data.dir (e.g. one of ...), got 'a/b'
     """
-    if dataset not in XLSA17_DATASETS:
-        raise ValueError(f"dataset must be one of {XLSA17_DATASETS}, got {dataset!r}")
+    if not dataset or "/" in dataset or "\\" in dataset or dataset in (".", ".."):
+        raise ValueError(
+            f"dataset must be a folder name under config.data.dir (e.g. one of "
+            f"{XLSA17_DATASETS}), got {dataset!r}"
+        )
     config = base_config()
     config.data.name = "xlsa17"
     config.data.dir = "/path/to/xlsa17/data"

@@ -6,7 +6,9 @@ unseen); the candidate classes are given as id arrays. Accuracies are per-class 
 listed first. GZSL follows Xian et al. (GBU): ``s`` is the accuracy on test-seen images and
 ``u`` on test-unseen images, both predicted over *all* seen + unseen classes, and
 ``H = 2us / (u + s)`` (0 when ``u + s = 0``). Calibrated stacking (Chao et al. 2016) subtracts
-``calibration`` from the seen-class scores before the arg-max.
+``calibration`` from the seen-class scores before the arg-max; sweeping it over all its values
+traces the seen-unseen accuracy curve, whose area is the AUSUC (Chao et al. 2016,
+:func:`ausuc`).
 
 >>> import jax.numpy as jnp
 >>> from wsl_jax.zsl import gzsl_metrics, zsl_accuracy
@@ -30,7 +32,7 @@ import numpy as np
 
 from wsl_jax.zsl.checks import check_finite, check_splits, is_concrete
 
-__all__ = ["choose_calibration", "gzsl_metrics", "zsl_accuracy"]
+__all__ = ["ausuc", "choose_calibration", "gzsl_metrics", "seen_unseen_curve", "zsl_accuracy"]
 
 
 def _ids(name, classes, num_classes):
@@ -248,3 +250,106 @@ def choose_calibration(
         unseen_classes=unseen_classes,
         calibration=gamma,
     )
+
+
+def seen_unseen_curve(
+    scores_seen_split,
+    labels_seen,
+    scores_unseen_split,
+    labels_unseen,
+    *,
+    seen_classes,
+    unseen_classes,
+) -> dict:
+    """The seen-unseen accuracy curve of calibrated stacking (Chao et al. 2016), exactly.
+
+    With ``γ`` subtracted from the seen-class scores, an image is predicted among the seen
+    classes iff its margin ``m = max_seen − max_unseen ≥ γ`` (ties go to the seen classes, as
+    in :func:`gzsl_metrics`), and then as its seen arg-max, else as its unseen arg-max. So ``s(γ)``
+    and ``u(γ)`` (per-class mean accuracies over all classes) only change at the margins of the
+    images: the curve is evaluated at every margin (``u(γ)``, ``s(γ)`` for ``γ`` equal to it) and
+    at ``γ = +∞``; the first point (``γ`` at the smallest margin) is ``(0, s_max)`` and the last
+    ``(u_max, 0)``, with ``s_max`` / ``u_max`` the seen / unseen accuracies among the seen /
+    unseen classes only.
+
+    Args: as :func:`gzsl_metrics` (without ``calibration``).
+
+    Returns:
+      ``{"gamma": (K + 1,), "u": (K + 1,), "s": (K + 1,)}`` NumPy arrays, ``γ`` increasing (the
+      last one ``inf``), ``u`` non-decreasing and ``s`` non-increasing; ``K = Ns + Nu``.
+
+    >>> import numpy as np
+    >>> from wsl_jax.zsl import seen_unseen_curve
+    >>> c = seen_unseen_curve(np.array([[2., 1.]]), np.array([0]), np.array([[0., 1.]]),
+    ...                       np.array([1]), seen_classes=[0], unseen_classes=[1])
+    >>> c["gamma"].tolist(), c["u"].tolist(), c["s"].tolist()  # margins: 1 (seen), -1 (unseen)
+    ([-1.0, 1.0, inf], [0.0, 1.0, 1.0], [1.0, 1.0, 0.0])
+    """
+    x_s, x_u = np.asarray(scores_seen_split), np.asarray(scores_unseen_split)
+    y_s, y_u = np.asarray(labels_seen).reshape(-1), np.asarray(labels_unseen).reshape(-1)
+    # Same checks as gzsl_metrics (shapes, class ids, labels in their class sets).
+    gzsl_metrics(x_s, y_s, x_u, y_u, seen_classes=seen_classes, unseen_classes=unseen_classes)
+    if not (y_s.size and y_u.size):
+        raise ValueError("Both the seen and the unseen split need at least one image.")
+    if x_s.shape[0] != y_s.size or x_u.shape[0] != y_u.size:
+        raise ValueError("Each score matrix needs one row per label.")
+    check_finite("scores_seen_split", x_s)
+    check_finite("scores_unseen_split", x_u)
+    seen = np.asarray(seen_classes).reshape(-1)
+    unseen = np.asarray(unseen_classes).reshape(-1)
+
+    def margins_and_weights(x, y, own):
+        # Margin of each image, and its weight in the per-class mean when its own-side arg-max
+        # is right (0 otherwise).
+        margin = x[:, seen].max(axis=1) - x[:, unseen].max(axis=1)
+        right = own[np.argmax(x[:, own], axis=1)] == y
+        present, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+        weight = right / (counts[inverse] * len(present))
+        return margin.astype(np.float64), weight.astype(np.float64)
+
+    m_s, w_s = margins_and_weights(x_s, y_s, seen)
+    m_u, w_u = margins_and_weights(x_u, y_u, unseen)
+    gamma = np.concatenate([np.sort(np.concatenate([m_s, m_u])), [np.inf]])
+    order_s, order_u = np.argsort(m_s), np.argsort(m_u)
+    # s(γ) = Σ w_i [m_i ≥ γ] (seen images), u(γ) = Σ w_j [m_j < γ] (unseen images).
+    suffix_s = np.concatenate([np.cumsum(w_s[order_s][::-1])[::-1], [0.0]])
+    prefix_u = np.concatenate([[0.0], np.cumsum(w_u[order_u])])
+    s = suffix_s[np.searchsorted(m_s[order_s], gamma, side="left")]
+    u = prefix_u[np.searchsorted(m_u[order_u], gamma, side="left")]
+    return {"gamma": gamma, "u": u, "s": s}
+
+
+def ausuc(
+    scores_seen_split,
+    labels_seen,
+    scores_unseen_split,
+    labels_unseen,
+    *,
+    seen_classes,
+    unseen_classes,
+) -> float:
+    """Area under the seen-unseen accuracy curve (AUSUC, Chao et al. ECCV 2016).
+
+    The curve of :func:`seen_unseen_curve` (``s`` against ``u`` as the calibration ``γ`` sweeps
+    all its values, exactly, not on a grid), integrated by the trapezoid rule over ``u``. In
+    ``[0, s_max · u_max]``; 1 for a model that separates seen from unseen images perfectly and
+    classifies both right. Args as :func:`gzsl_metrics` (without ``calibration``).
+
+    >>> import numpy as np
+    >>> from wsl_jax.zsl import ausuc
+    >>> s_seen = np.array([[2., 0., 1.], [0., 2., 1.]])    # seen classes 0, 1; unseen 2
+    >>> s_unseen = np.array([[2., 0., 1.], [0., 0., 1.]])
+    >>> ausuc(s_seen, np.array([0, 1]), s_unseen, np.array([2, 2]), seen_classes=[0, 1],
+    ...       unseen_classes=[2])  # curve (0, 1) → (0.5, 1) → (1, 0)
+    0.75
+    """
+    c = seen_unseen_curve(
+        scores_seen_split,
+        labels_seen,
+        scores_unseen_split,
+        labels_unseen,
+        seen_classes=seen_classes,
+        unseen_classes=unseen_classes,
+    )
+    u, s = c["u"], c["s"]
+    return float(np.sum(np.diff(u) * (s[1:] + s[:-1]) / 2))

@@ -1,13 +1,38 @@
 """The evaluation protocol of a trained ZSL model on a :class:`~wsl_jax.zsl.splits.ZslTask`.
 
-* Validation (model selection and calibration; never the test splits): per-class mean top-1 of
-  the ``val_unseen`` images among the validation classes when there are at least two of them
-  (``"val_zsl_acc"``), otherwise of the ``val_seen`` images among the training classes
-  (``"val_seen_acc"``). The calibrated-stacking offset ``γ`` is the one maximising the GZSL ``H``
-  of (``val_seen``, ``val_unseen``) over training + validation classes; 0 without validation
-  classes.
-* Test: ZSL per-class mean top-1 of ``test_unseen`` among the unseen classes; GZSL ``u``, ``s``,
-  ``H`` over all classes (seen + unseen), with the validation ``γ`` and without calibration.
+``config.protocol`` is ``"gbu"`` (the default) or ``"train_only"``:
+
+* ``"gbu"``, the protocol of Xian et al. (TPAMI 2019, "the Good, the Bad and the Ugly"), in two
+  phases. *Phase 1* trains on the training classes (the seen classes minus the validation
+  classes) and selects the epoch on validation. *Phase 2* trains a fresh model (same seed,
+  same hyper-parameters) on **all** seen images, ``train`` ∪ ``val_seen`` ∪ ``val_unseen``
+  (:func:`~wsl_jax.zsl.splits.trainval_task`), for the selected number of epochs, in the
+  ``retrain/`` subfolder of the workdir (checkpointed and resumable like phase 1; its config is
+  :func:`retrain_config`); the test splits are evaluated once, with phase 2's model, the
+  validation classes being seen classes that this model has learned.
+* ``"train_only"`` (the former behaviour, kept for comparison): the phase-1 model is tested
+  directly; the validation classes then count as seen classes at test time although the model
+  never learned them, which deflates GZSL ``s`` and ``H``.
+
+Validation (model selection and calibration; never the test splits): per-class mean top-1 of the
+``val_unseen`` images among the validation classes when there are at least two of them
+(``"val_zsl_acc"``), otherwise of the ``val_seen`` images among the training classes
+(``"val_seen_acc"``); ``"none"`` (0.0) for a task without validation images (phase 2, whose
+single evaluation at its last epoch then selects that epoch).
+
+Calibration of GZSL (calibrated stacking, Chao et al. 2016): the offset ``γ`` subtracted from the
+seen-class scores is the one maximising ``H`` of the **phase-1** model on (``val_seen``,
+``val_unseen``) over the training + validation classes: the seen side holds held-out images of
+classes the model learned, the unseen side images of classes it never learned, as ``test_seen``
+and ``test_unseen`` are for phase 2's model, to which the same ``γ`` is applied (an
+approximation: phase 2's model is another model, trained with the same settings on more
+classes; no held-out data of unlearned classes is left to calibrate it on). ``γ = 0`` without
+validation classes.
+
+Test: ZSL per-class mean top-1 of ``test_unseen`` among the unseen classes; GZSL ``u``, ``s``,
+``H`` over all classes (seen + unseen), with the validation ``γ`` and without calibration; and
+the AUSUC (area under the seen-unseen accuracy curve over every ``γ``,
+:func:`~wsl_jax.zsl.evaluation.ausuc`), which needs no calibration.
 
 >>> import jax.numpy as jnp, numpy as np
 >>> from wsl_jax.zsl.splits import SPLITS, make_task
@@ -26,18 +51,60 @@
 from __future__ import annotations
 
 import jax
+import ml_collections
 import numpy as np
 
-from wsl_jax.zsl.evaluation import choose_calibration, gzsl_metrics, zsl_accuracy
+from wsl_jax.zsl.evaluation import ausuc, choose_calibration, gzsl_metrics, zsl_accuracy
 from wsl_jax.zsl.model import _distances
 
 __all__ = [
+    "PROTOCOLS",
     "calibrate_on_validation",
     "metrics_on_test",
     "per_class_accuracy",
+    "protocol_of",
+    "retrain_config",
     "score_split",
     "validation_metric",
 ]
+
+PROTOCOLS = ("gbu", "train_only")
+
+
+def protocol_of(config) -> str:
+    """``config.protocol``, checked; ``"train_only"`` for configs from before the field existed.
+
+    >>> from wsl_jax.zsl.config import synthetic_config
+    >>> protocol_of(synthetic_config())
+    'gbu'
+    """
+    protocol = config.get("protocol", "train_only")
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"config.protocol must be one of {PROTOCOLS}, got {protocol!r}.")
+    return protocol
+
+
+def retrain_config(config, *, epochs: int, features_cache: str = ""):
+    """The config of phase 2 of the GBU protocol: ``config`` with ``phase = "retrain"`` (the task
+    becomes :func:`~wsl_jax.zsl.splits.trainval_task`), ``epochs`` training epochs (the epoch
+    selected in phase 1) and a single evaluation, at the last epoch. ``features_cache``, when
+    given and ``config.data`` has an empty ``features_cache``, points phase 2 at phase 1's
+    cached features (CIFAR-10) so that they are not computed again.
+
+    >>> from wsl_jax.zsl.config import synthetic_config
+    >>> c = retrain_config(synthetic_config(), epochs=2)
+    >>> c.phase, c.train.epochs, c.train.eval_every, synthetic_config().get("phase", "select")
+    ('retrain', 2, 2, 'select')
+    """
+    if epochs < 1:
+        raise ValueError(f"`epochs` must be >= 1 (the epoch selected in phase 1), got {epochs}.")
+    out = ml_collections.ConfigDict(config.to_dict())
+    out.phase = "retrain"
+    out.train.epochs = int(epochs)
+    out.train.eval_every = int(epochs)
+    if features_cache and "features_cache" in out.data and not out.data.features_cache:
+        out.data.features_cache = str(features_cache)
+    return out
 
 
 @jax.jit
@@ -98,6 +165,8 @@ def validation_metric(task, scores: dict) -> tuple:
     >>> validation_metric(task, {"val_unseen": np.array([[0, 0, 1., 0, 0], [0, 0, 1., 0, 0]])})
     ('val_zsl_acc', 0.5)
     """
+    if len(task.val_classes) < 2 and not len(task.labels["val_seen"]):
+        return "none", 0.0
     if len(task.val_classes) >= 2:
         acc = zsl_accuracy(
             scores["val_unseen"], task.labels["val_unseen"], classes=task.val_classes
@@ -118,8 +187,8 @@ def calibrate_on_validation(task, scores: dict) -> tuple:
     >>> s = {"val_seen": np.array([[2., 0, 1, 0], [0, 2., 1, 0]]),
     ...      "val_unseen": np.array([[1.2, 0, 1, 0]])}
     >>> gamma, m = calibrate_on_validation(task, s)
-    >>> gamma > 0.2, m["H"]
-    (True, 1.0)
+    >>> gamma > 0.2, m["H"], m["ausuc"]
+    (True, 1.0, 1.0)
     """
     if (
         not len(task.val_classes)
@@ -127,20 +196,17 @@ def calibrate_on_validation(task, scores: dict) -> tuple:
         or not len(task.labels["val_unseen"])
     ):
         return 0.0, {}
-    gamma, metrics = choose_calibration(
-        scores["val_seen"],
-        task.labels["val_seen"],
-        scores["val_unseen"],
-        task.labels["val_unseen"],
-        seen_classes=task.train_classes,
-        unseen_classes=task.val_classes,
-    )
-    return gamma, {k: float(v) for k, v in metrics.items()}
+    args = (scores["val_seen"], task.labels["val_seen"], scores["val_unseen"])
+    kw = {"seen_classes": task.train_classes, "unseen_classes": task.val_classes}
+    gamma, metrics = choose_calibration(*args, task.labels["val_unseen"], **kw)
+    metrics = {k: float(v) for k, v in metrics.items()}
+    metrics["ausuc"] = ausuc(*args, task.labels["val_unseen"], **kw)
+    return gamma, metrics
 
 
 def metrics_on_test(task, scores: dict, *, calibration: float) -> dict:
-    """ZSL accuracy on ``test_unseen``, GZSL ``u``/``s``/``H`` (calibrated and not) and per-class
-    accuracies keyed by class name.
+    """ZSL accuracy on ``test_unseen``, GZSL ``u``/``s``/``H`` (calibrated and not), the AUSUC and
+    per-class accuracies keyed by class name.
 
     >>> from wsl_jax.zsl.splits import SPLITS, make_task
     >>> y = {"train": [0], "val_seen": [0], "val_unseen": [1], "test_seen": [0, 1],
@@ -151,6 +217,8 @@ def metrics_on_test(task, scores: dict, *, calibration: float) -> dict:
     >>> m = metrics_on_test(task, s, calibration=0.0)
     >>> m["zsl_unseen_acc"], m["gzsl"], m["per_class_zsl"]
     (0.5, {'u': 0.5, 's': 1.0, 'H': 0.666...}, {'c': 1.0, 'd': 0.0})
+    >>> m["ausuc"]  # class 3's image scores 1 on seen class 0 whatever γ: u ≤ 0.5
+    0.5
     """
     x_s, y_s = scores["test_seen"], task.labels["test_seen"]
     x_u, y_u = scores["test_unseen"], task.labels["test_unseen"]
@@ -164,6 +232,8 @@ def metrics_on_test(task, scores: dict, *, calibration: float) -> dict:
             k: float(v)
             for k, v in gzsl_metrics(x_s, y_s, x_u, y_u, calibration=gamma, **kw).items()
         }
+    if len(y_s) and len(y_u):
+        out["ausuc"] = ausuc(x_s, y_s, x_u, y_u, **kw)
     names = task.class_names
     out["per_class_zsl"] = {
         names[c]: a for c, a in per_class_accuracy(x_u, y_u, classes=task.unseen_classes).items()

@@ -11,6 +11,9 @@ sets. Model selection and calibration use the validation parts only, never the t
   ``val_loc``); may be empty;
 * ``test_seen`` / ``test_unseen``: test images of the seen / unseen classes.
 
+:func:`trainval_task` merges the first three into ``train`` (all seen images, no validation):
+the task of phase 2 of the GBU protocol (:mod:`wsl_jax.zsl.protocol`).
+
 >>> import numpy as np
 >>> from wsl_jax.zsl.splits import SPLITS, make_task
 >>> y = {"train": [0, 1], "val_seen": [0, 1], "val_unseen": [2], "test_seen": [0, 2],
@@ -29,7 +32,7 @@ import numpy as np
 
 from wsl_jax.zsl.checks import check_attributes, check_finite, check_splits
 
-__all__ = ["SPLITS", "ZslTask", "holdout_split", "make_task"]
+__all__ = ["SPLITS", "ZslTask", "holdout_split", "make_task", "trainval_task"]
 
 SPLITS = ("train", "val_seen", "val_unseen", "test_seen", "test_unseen")
 
@@ -137,6 +140,34 @@ def make_task(
         unseen,
         train.astype(np.int32),
         val,
+    )
+
+
+def trainval_task(task: ZslTask) -> ZslTask:
+    """``task`` trained on all its seen images: ``train`` ∪ ``val_seen`` ∪ ``val_unseen`` become
+    ``train`` (in that order), the validation splits are empty and every seen class is a
+    training class; the test splits are unchanged.
+
+    >>> y = {"train": [0, 1], "val_seen": [0], "val_unseen": [2], "test_seen": [0, 2],
+    ...      "test_unseen": [3]}
+    >>> task = make_task({s: np.zeros((len(y[s]), 2)) for s in SPLITS}, y, np.eye(4, 2),
+    ...                  list("abcd"), unseen_classes=[3], val_classes=[2])
+    >>> full = trainval_task(task)
+    >>> full.labels["train"].tolist(), full.train_classes.tolist(), len(full.labels["val_seen"])
+    ([0, 1, 0, 2], [0, 1, 2], 0)
+    >>> full.seen_classes.tolist() == task.seen_classes.tolist(), full.val_classes.tolist()
+    (True, [])
+    """
+    merged = ("train", "val_seen", "val_unseen")
+    d = task.feature_dim
+    features = {s: task.features[s] for s in ("test_seen", "test_unseen")}
+    labels = {s: task.labels[s] for s in ("test_seen", "test_unseen")}
+    features["train"] = np.concatenate([task.features[s] for s in merged])
+    labels["train"] = np.concatenate([task.labels[s] for s in merged])
+    for s in ("val_seen", "val_unseen"):
+        features[s], labels[s] = np.zeros((0, d), np.float32), np.zeros(0, np.int32)
+    return make_task(
+        features, labels, task.attributes, task.class_names, unseen_classes=task.unseen_classes
     )
 
 

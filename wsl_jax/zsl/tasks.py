@@ -23,6 +23,14 @@
 
 Class vectors are L2-normalised per class when ``config.zsl.normalize_class_vectors`` is true.
 
+A task needs validation images to select the epoch on: at least two validation classes, or
+``config.data.val_fraction > 0``. With ``config.phase == "retrain"`` (phase 2 of the GBU protocol,
+:func:`wsl_jax.zsl.protocol.retrain_config`) the task is
+:func:`~wsl_jax.zsl.splits.trainval_task` of the same task: all seen images for training. On
+CIFAR-10 the features stay those of the CNN trained in phase 1 on the training-class images (a
+fixed feature extractor, as ResNet-101 is for xlsa17), so the validation classes' features
+come from a network that never saw them.
+
 >>> from wsl_jax.zsl.config import synthetic_config
 >>> from wsl_jax.zsl.splits import SPLITS
 >>> c = synthetic_config()
@@ -45,7 +53,8 @@ from wsl_jax.data.cifar_mosaic import CIFAR10_CLASSES
 from wsl_jax.data.xlsa17 import load_xlsa17
 from wsl_jax.zsl.checks import check_attributes
 from wsl_jax.zsl.cifar_features import extract_features, load_cifar10, train_feature_cnn
-from wsl_jax.zsl.splits import SPLITS, holdout_split, make_task
+from wsl_jax.zsl.protocol import protocol_of
+from wsl_jax.zsl.splits import SPLITS, holdout_split, make_task, trainval_task
 
 _log = logging.getLogger(__name__)
 
@@ -65,14 +74,22 @@ def load_task(config, workdir, *, log=None):
     >>> task.features["train"].shape[1], len(task.unseen_classes)
     (16, 3)
     """
+    protocol_of(config)  # A bad config.protocol fails before any heavy work.
     name = config.data.name
     if name == "cifar10":
-        return _cifar10_task(config, Path(workdir), log or _log.info)
-    if name == "xlsa17":
-        return _xlsa17_task(config)
-    if name == "synthetic":
-        return _synthetic_task(config)
-    raise ValueError(f"config.data.name must be one of {DATA_SOURCES}, got {name!r}.")
+        task = _cifar10_task(config, Path(workdir), log or _log.info)
+    elif name == "xlsa17":
+        task = _xlsa17_task(config)
+    elif name == "synthetic":
+        task = _synthetic_task(config)
+    else:
+        raise ValueError(f"config.data.name must be one of {DATA_SOURCES}, got {name!r}.")
+    if len(task.val_classes) < 2 and not len(task.labels["val_seen"]):
+        raise ValueError(
+            "the task has nothing to select the epoch on (see wsl_jax.zsl.protocol): set "
+            "config.data.val_fraction > 0 or give at least two validation classes."
+        )
+    return trainval_task(task) if config.get("phase", "select") == "retrain" else task
 
 
 def _normalized(vectors, config):

@@ -67,9 +67,12 @@ from wsl_jax.zsl.model import _distances, init_metric_params, pair_loss
 from wsl_jax.zsl.protocol import (
     calibrate_on_validation,
     metrics_on_test,
+    protocol_of,
+    retrain_config,
     score_split,
     validation_metric,
 )
+from wsl_jax.zsl.splits import trainval_task
 from wsl_jax.zsl.tasks import load_task
 
 __all__ = [
@@ -349,7 +352,8 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
         writer.close()
         return {"interrupted_after_epoch": last}
 
-    summary = _final_evaluation(config, task, workdir, state.params)
+    retrained = _retrain_on_trainval(config, workdir, best["epoch"])  # GBU phase 2, or None
+    summary = _final_evaluation(config, task, workdir, state.params) | (retrained or {})
     summary |= {
         "best_val_metric": best["value"],
         "best_epoch": best["epoch"],
@@ -368,6 +372,9 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
     return summary
 
 
+_TEST_SPLITS = ("test_seen", "test_unseen")
+
+
 def _score(params, task, config, splits):
     return {
         s: score_split(params, task.features[s], task.attributes, batch_size=config.eval.batch_size)
@@ -375,20 +382,46 @@ def _score(params, task, config, splits):
     }
 
 
+def _retrain_on_trainval(config, workdir, best_epoch) -> dict | None:
+    """Phase 2 of the GBU protocol (:mod:`wsl_jax.zsl.protocol`): a fresh model trained on all
+    seen images for ``best_epoch`` epochs in ``workdir/retrain`` (resumed when interrupted);
+    ``None`` for the ``"train_only"`` protocol and inside phase 2 itself."""
+    if protocol_of(config) != "gbu" or config.get("phase", "select") == "retrain":
+        return None
+    sub = retrain_config(config, epochs=best_epoch, features_cache=str(workdir / "features.npz"))
+    phase2 = train_and_evaluate_zsl(sub, workdir / "retrain")
+    return {"retrain_epochs": phase2["epochs"], "retrain_steps": phase2["steps"]}
+
+
+def _best_json(workdir) -> dict:
+    """``best.json`` of ``workdir`` (its checksums verify ``best/``), or ``{}``."""
+    path = workdir / "best.json"
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
 def _final_evaluation(config, task, workdir, abstract_params) -> dict:
-    best_file = workdir / "best.json"
-    best = json.loads(best_file.read_text()) if best_file.exists() else {}
-    params = restore_best(workdir, best, abstract_params)
-    scores = _score(params, task, config, ("val_seen", "val_unseen", "test_seen", "test_unseen"))
+    if config.get("phase", "select") == "retrain":  # Tested by the parent run (phase 1).
+        return {
+            "phase": "retrain",
+            "val_metric": "none",
+            "num_examples": {k: len(v) for k, v in task.labels.items()},
+        }
+    params = restore_best(workdir, _best_json(workdir), abstract_params)
+    scores = _score(params, task, config, ("val_seen", "val_unseen"))
     name, _ = validation_metric(task, scores)
-    gamma, val_gzsl = calibrate_on_validation(task, scores)
-    out = metrics_on_test(task, scores, calibration=gamma)
-    return {
-        "val_metric": name,
-        "val_gzsl": val_gzsl,
-        **out,
-        "num_examples": {k: len(v) for k, v in task.labels.items()},
-    }
+    gamma, val_gzsl = calibrate_on_validation(task, scores)  # Phase 1's model, held-out data.
+    protocol = protocol_of(config)
+    test_task = task
+    if protocol == "gbu":  # Phase 2's model (its last epoch), all seen classes learned.
+        best = _best_json(workdir)
+        params = restore_best(workdir / "retrain", _best_json(workdir / "retrain"), abstract_params)
+        test_task = trainval_task(task)
+    test_scores = _score(params, test_task, config, _TEST_SPLITS)
+    out = metrics_on_test(test_task, test_scores, calibration=gamma)
+    summary = {"protocol": protocol, "val_metric": name, "val_gzsl": val_gzsl}
+    if protocol == "gbu":
+        summary["selected_epoch"] = best["epoch"]
+    return summary | out | {"num_examples": {k: len(v) for k, v in task.labels.items()}}
 
 
 def evaluate_zsl_workdir(workdir) -> dict:
