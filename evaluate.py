@@ -11,9 +11,12 @@ GZSL u/s/H (calibration chosen on validation) and per-class accuracies.
 """
 
 import json
+import logging as std_logging
 from pathlib import Path
 
 from absl import app, flags, logging
+
+import wsl_jax
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by train.py.")
 _OVERLAYS = flags.DEFINE_integer("overlays", 6, "Number of test images to draw.")
@@ -28,7 +31,8 @@ def _is_zsl(workdir) -> bool:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)
+    logging.set_verbosity(logging.WARNING)  # Other libraries' INFO chatter off; wsl_jax's on:
+    std_logging.getLogger("wsl_jax").setLevel(std_logging.INFO)
     if _is_zsl(_WORKDIR.value):
         from wsl_jax.train.zero_shot import evaluate_zsl_workdir
 
@@ -46,4 +50,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    wsl_jax.use_recommended_xla_flags()  # Before JAX starts a backend; see wsl_jax/_xla_flags.py.
     app.run(main)

@@ -15,10 +15,12 @@ environment variables JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS
 """
 
 import json
+import logging as std_logging
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
+import wsl_jax
 from wsl_jax.train import distributed, train_and_evaluate
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -58,7 +60,8 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)
+    logging.set_verbosity(logging.WARNING)  # Other libraries' INFO chatter off; wsl_jax's on:
+    std_logging.getLogger("wsl_jax").setLevel(std_logging.INFO)
     settings = (_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     wsl = _CONFIG.value.get("task", "wsl") == "wsl"
     if not wsl and (_STOP_AFTER.value is not None or distributed.is_requested(*settings)):
@@ -80,4 +83,5 @@ def main(argv):
 
 
 if __name__ == "__main__":
+    wsl_jax.use_recommended_xla_flags()  # Before JAX starts a backend; see wsl_jax/_xla_flags.py.
     app.run(main)

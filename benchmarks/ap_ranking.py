@@ -7,7 +7,7 @@ algorithm (Yue et al. 2007) directly: a Python loop over the negatives, each sca
 divide-and-conquer search (``O(n log n)``). Both return, per example, the number of
 opposite-label examples ranked above it; we check they agree and print the timings.
 
-Run: ``python benchmarks/ap_ranking.py [--n 4096] [--pos-frac 0.1] [--repeats 7]``
+Run: ``python -m benchmarks.ap_ranking [--n 4096] [--pos-frac 0.1] [--repeats 7]``
 """
 from __future__ import annotations
 

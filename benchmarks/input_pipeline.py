@@ -8,7 +8,7 @@ happens). The pipeline runs in this process (``worker_count=0``, ``read_threads`
 ``--warmup`` batches are discarded, then ``--batches`` are timed; the median of ``--repeats`` timed
 runs is reported, along with the raw random-access read rate of the data source (decode only).
 
-Usage:  python benchmarks/input_pipeline.py [--batch 32] [--batches 100] [--cifar-path PATH]
+Usage:  python -m benchmarks.input_pipeline [--batch 32] [--batches 100] [--cifar-path PATH]
 """
 from __future__ import annotations
 
@@ -57,8 +57,7 @@ def source_rate(source, n):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", default=os.path.expanduser("~/.cache/wsl_jax/tfds"))
-    parser.add_argument("--cifar-path", default=None, help="cifar10-jpg.tar.gz (default: $WSL_JAX_CIFAR10 or "
-                        "../shared/data/cifar10/cifar10-jpg.tar.gz)")
+    parser.add_argument("--cifar-path", default=None, help="cifar10-jpg.tar.gz (default: $WSL_JAX_CIFAR10)")
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--batches", type=int, default=100)
@@ -72,14 +71,17 @@ def main():
     rows.append(("cluttered_digits (default)", "64x64x1", len(digits), secs, source_rate(digits, 2000),
                  pipeline_rate(digits, args, random_flip=False)))
 
-    cifar = resolve_cifar_path(args.cifar_path)
-    if cifar.is_file():
+    try:
+        cifar = resolve_cifar_path(args.cifar_path)
+    except ValueError:  # Neither --cifar-path nor $WSL_JAX_CIFAR10: the CIFAR row is skipped.
+        cifar = None
+    if cifar is not None and cifar.is_file():
         _, secs = build("cifar_mosaic/small", args.data_dir, cifar_path=str(cifar))
         mosaic = open_source("cifar_mosaic/small", "train", args.data_dir)
         rows.append(("cifar_mosaic/small", "128x128x3", len(mosaic), secs, source_rate(mosaic, 1000),
                      pipeline_rate(mosaic, args, mean=(0.5,) * 3, std=(0.5,) * 3)))
     else:
-        print(f"(skipping cifar_mosaic: CIFAR-10 archive {cifar} not found)")
+        print(f"(skipping cifar_mosaic: CIFAR-10 archive {cifar or '(--cifar-path or $WSL_JAX_CIFAR10)'} not found)")
 
     print(f"\n{platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores; batch {args.batch}, "
           f"{args.warmup} warm-up + {args.batches} timed batches, median of {args.repeats}, "

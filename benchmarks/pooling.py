@@ -7,7 +7,7 @@ k⁺ = k⁻ = 0.2 (39 regions), α = 0.7. Baselines:
   (c) if torch is installed, the official algorithm written in PyTorch from SPEC §A1: full
       descending sort, gather top and bottom, scatter the gradients.
 
-Usage:  python benchmarks/pooling.py [--repeats 50] [--batch 16] [--size 14] [--maps 160]
+Usage:  python -m benchmarks.pooling [--repeats 50] [--batch 16] [--size 14] [--maps 160]
 """
 
 import argparse

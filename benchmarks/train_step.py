@@ -13,16 +13,17 @@ Rows of the table (each measured in its own subprocess, one after the other, on 
   Its initial weights are converted with :func:`wsl_jax.models.convert.wildcat_checkpoint_to_flax` and used
   by the JAX rows, whose first-step loss must then agree with PyTorch's (checked, printed).
 * **JAX float32, no flag** — ``jax.jit`` of the whole step with the state (params, batch_stats,
-  optimizer) donated, with wsl_jax's default XLA flag turned off (``WSL_JAX_DEFAULT_XLA_FLAGS=0``).
+  optimizer) donated, with wsl_jax's recommended XLA flag turned off (``WSL_JAX_DEFAULT_XLA_FLAGS=0``).
 * **JAX float32 + XLA flag** — the same with
-  ``--xla_cpu_experimental_ynn_fusion_type=-individual_convolution``, which importing wsl_jax adds to
-  ``XLA_FLAGS`` by default (``wsl_jax/_xla_flags.py``).
+  ``--xla_cpu_experimental_ynn_fusion_type=-individual_convolution``, which
+  ``wsl_jax.use_recommended_xla_flags()`` adds to ``XLA_FLAGS`` (``train.py`` calls it;
+  ``wsl_jax/_xla_flags.py``).
 * **JAX bfloat16** — ``dtype=jnp.bfloat16`` computation, float32 parameters (default flag on).
 
 Each row: warm-up steps (the first includes compilation, reported separately), then the median of
 ``--steps`` timed steps (fewer if a row runs past ``--row-budget`` seconds).
 
-Usage:  python benchmarks/train_step.py [--steps 5] [--batch 8] [--size 224] [--row-budget 75]
+Usage:  python -m benchmarks.train_step [--steps 5] [--batch 8] [--size 224] [--row-budget 75]
 """
 
 from __future__ import annotations
@@ -158,6 +159,9 @@ def torch_child(args):
 # JAX child
 # --------------------------------------------------------------------------------------------------
 def jax_child(args):
+    import wsl_jax
+
+    wsl_jax.use_recommended_xla_flags()  # As train.py; a no-op with WSL_JAX_DEFAULT_XLA_FLAGS=0.
     import jax
     import jax.numpy as jnp
     import numpy as np
@@ -235,11 +239,12 @@ def run_child(kind, args, extra_env=None, extra_args=()):
     for key, value in (extra_env or {}).items():
         env[key] = (env.get(key, "") + " " + value).strip()
     cmd = [
-        sys.executable, os.path.abspath(__file__), "--child", kind,
+        sys.executable, "-m", "benchmarks.train_step", "--child", kind,
         "--steps", str(args.steps), "--batch", str(args.batch), "--size", str(args.size),
         "--row-budget", str(args.row_budget), *extra_args,
     ]  # fmt: skip
-    proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # Where -m finds benchmarks.
+    proc = subprocess.run(cmd, check=False, env=env, capture_output=True, text=True, cwd=root)
     for line in proc.stdout.splitlines():
         if line.startswith(RESULT_TAG):
             return json.loads(line[len(RESULT_TAG) :])

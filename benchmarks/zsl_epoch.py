@@ -7,7 +7,7 @@ classes, hard negative mining inside the step (``n_neg`` negatives per image fro
 included, reported separately), then the median of ``--epochs`` timed epochs. Batches are
 gathered from the feature array per step, as in the trainer. Target: < 10 s per epoch.
 
-Usage:  python benchmarks/zsl_epoch.py [--epochs 3] [--batch 256] [--n-neg 5] [--scheme hard]
+Usage:  python -m benchmarks.zsl_epoch [--epochs 3] [--batch 256] [--n-neg 5] [--scheme hard]
 """
 
 from __future__ import annotations
@@ -17,11 +17,7 @@ import json
 import os
 import platform
 import statistics
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax
 import jax.numpy as jnp

@@ -24,9 +24,9 @@ and ``lax.scan``s over full-batch Adam steps. The instance scorer runs on the fl
 instances (no padded instance is ever scored); a ``(bags, longest bag)`` index array and its mask
 then gather the scores for the pooling.
 
-    python experiments/mil.py            # the study: 14 min on 2 CPU cores shared with other jobs
-    python experiments/mil.py --quick --out /tmp/mil.json --plot /tmp/mil.png   # CI smoke run
-    python experiments/mil.py --replot   # the tables and plot again from the JSON, no training
+    python -m experiments.mil            # the study: 14 min on 2 CPU cores shared with other jobs
+    python -m experiments.mil --quick --out /tmp/mil.json --plot /tmp/mil.png   # CI smoke run
+    python -m experiments.mil --replot   # the tables and plot again from the JSON, no training
 
 The recipe (MLP 64-32, no dropout, AdamW lr 1e-3, weight decay 1e-4, 100 full-batch steps) was
 sized for the CPU budget: dropout (2.5× the step time here, mostly its random bits) and wider
@@ -51,12 +51,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from sklearn.model_selection import StratifiedKFold
 
@@ -493,7 +490,7 @@ def main(argv=None) -> dict:
     recipe = QUICK_RECIPE if args.quick else Recipe()
     start = time.perf_counter()
     results = {
-        "command": "python experiments/mil.py "
+        "command": "python -m experiments.mil "
         + " ".join(argv if argv is not None else sys.argv[1:]),
         "commit": commit_hash(),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, jax {jax.__version__}",

@@ -19,9 +19,9 @@ invocation with the same budget skips the runs it already holds (re-running a ki
 it) and adds its own, and the table and plot cover all of them, so the study can be run in pieces
 (``--datasets``, ``--seeds``); another budget needs another ``--out``.
 
-    python experiments/negative_evidence.py --out /tmp/ne          # full study: 60 runs, ~1.5 h on 2 cores
-    python experiments/negative_evidence.py --datasets cifar_mosaic --seeds 0 --out /tmp/ne  # 10 runs
-    python experiments/negative_evidence.py --quick --out /tmp/ne  # CI: tiny data, a few steps
+    python -m experiments.negative_evidence --out /tmp/ne          # full study: 60 runs, ~1.5 h on 2 cores
+    python -m experiments.negative_evidence --datasets cifar_mosaic --seeds 0 --out /tmp/ne  # 10 runs
+    python -m experiments.negative_evidence --quick --out /tmp/ne  # CI: tiny data, a few steps
 
 Example (the config of one run, without training):
 
@@ -35,17 +35,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import ml_collections
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python experiments/negative_evidence.py` from anywhere.
-    sys.path.insert(0, str(ROOT))
-
+import wsl_jax
 from configs import digits_weldon
 
 # head name → (k_max, k_min, lam); an int k is a count, a float k a fraction of the regions.
@@ -101,10 +97,13 @@ def run_config(
     config.data.name = quick_name if quick else name
     config.data.image_size = quick_size if quick else size
     config.data.dir = data_dir
+    # A missing path is left to the builder: it reads $WSL_JAX_MNIST_DIR / $WSL_JAX_CIFAR10, or
+    # says which to set.
+    source = (
+        {"mnist_dir": mnist_dir} if dataset == "cluttered_mnist" else {"cifar_path": cifar_path}
+    )
     config.data.builder_kwargs = ml_collections.ConfigDict(
-        {"mnist_dir": str(mnist_dir)}
-        if dataset == "cluttered_mnist"
-        else {"cifar_path": str(cifar_path)}
+        {key: str(value) for key, value in source.items() if value}
     )
     config.data.random_flip = dataset == "cifar_mosaic"
     config.train.steps = steps
@@ -250,10 +249,11 @@ def main(argv=None) -> dict:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=500)
     parser.add_argument("--data-dir", default="~/.cache/wsl_jax/tfds")
-    parser.add_argument("--mnist-dir", default=str(ROOT.parent / "shared" / "data" / "mnist"))
     parser.add_argument(
-        "--cifar-path",
-        default=str(ROOT.parent / "shared" / "data" / "cifar10" / "cifar10-jpg.tar.gz"),
+        "--mnist-dir", default=None, help="MNIST IDX files (default: $WSL_JAX_MNIST_DIR)"
+    )
+    parser.add_argument(
+        "--cifar-path", default=None, help="cifar10-jpg.tar.gz (default: $WSL_JAX_CIFAR10)"
     )
     parser.add_argument("--out", default="/tmp/negative_evidence", type=Path)
     args = parser.parse_args(argv)
@@ -290,4 +290,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    wsl_jax.use_recommended_xla_flags()  # Before JAX starts a backend (convolutions on CPU).
     main()

@@ -5,8 +5,8 @@ Both objectives train the embedded default (``configs/digits_weldon.py``: small 
 Each run selects its parameters on validation and reports test mAP once. Writes a JSON of every run
 and a PNG (validation mAP against step per objective, and test mAP per seed).
 
-    python experiments/ranking.py                      # full study: 3 seeds × 2 objectives
-    python experiments/ranking.py --quick --out /tmp/r # CI: tiny data set, a few steps
+    python -m experiments.ranking                      # full study: 3 seeds × 2 objectives
+    python -m experiments.ranking --quick --out /tmp/r # CI: tiny data set, a few steps
 
 Example (the pieces, without training):
 
@@ -19,16 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `python experiments/ranking.py` from anywhere.
-    sys.path.insert(0, str(ROOT))
-
+import wsl_jax
 from configs import digits_weldon
 
 OBJECTIVES = ("multilabel_soft_margin", "ap_ranking")
@@ -177,4 +173,5 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
+    wsl_jax.use_recommended_xla_flags()  # Before JAX starts a backend (convolutions on CPU).
     main()

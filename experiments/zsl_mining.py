@@ -13,11 +13,11 @@ them to ``--results`` (default ``experiments/results/zsl_mining_<vectors>[_pairs
 none with ``--quick``) and prints a Markdown table. ``<out>`` (default ``/tmp/wsl_jax_zsl_mining``)
 also holds the feature files and the training workdirs; an interrupted study resumes from them.
 
-    python experiments/zsl_mining.py --out /tmp/zslm/socher                 # the study
-    python experiments/zsl_mining.py --class-vectors minilm --out /tmp/zslm/minilm \
+    python -m experiments.zsl_mining --out /tmp/zslm/socher                 # the study
+    python -m experiments.zsl_mining --class-vectors minilm --out /tmp/zslm/minilm \
         --features-dir /tmp/zslm/socher/features                            # same features
-    python experiments/zsl_mining.py --pairs --seeds 0 --out /tmp/zslm/pairs  # 45 pairs
-    python experiments/zsl_mining.py --quick --out /tmp/zsl_quick           # CI smoke run
+    python -m experiments.zsl_mining --pairs --seeds 0 --out /tmp/zslm/pairs  # 45 pairs
+    python -m experiments.zsl_mining --quick --out /tmp/zsl_quick           # CI smoke run
 
 ``--pairs`` repeats the study for each of the 45 unseen pairs of CIFAR-10 classes (no validation
 classes then: selection on held-out seen images, no calibration) and averages over the pairs.
@@ -28,14 +28,12 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
+import wsl_jax
 from configs import cifar10_zsl
 from wsl_jax.data.cifar_mosaic import CIFAR10_CLASSES
 from wsl_jax.zsl import eszsl_fit, eszsl_scores
@@ -81,6 +79,10 @@ def _config(args, seed, scheme, unseen=None):
         config.features.epochs = args.features_epochs
     if args.max_train_examples:
         config.data.max_train_examples = args.max_train_examples
+    if args.cifar_path:
+        config.data.dir = args.cifar_path
+    if args.class_vectors_dir:
+        config.data.class_vectors_dir = args.class_vectors_dir
     return config
 
 
@@ -131,7 +133,7 @@ def _command(args, scheme):
     flags += f" --features-dir {args.features_dir}" if args.features_dir else ""
     flags += " --eszsl-coding 01" if scheme == "eszsl" and args.eszsl_coding == "01" else ""
     seeds = " ".join(map(str, args.seeds))
-    return f"python experiments/zsl_mining.py{flags} --seeds {seeds} --schemes {scheme}"
+    return f"python -m experiments.zsl_mining{flags} --seeds {seeds} --schemes {scheme}"
 
 
 def main(argv=None):
@@ -145,6 +147,14 @@ def main(argv=None):
     parser.add_argument("--features-epochs", type=int, default=0)
     parser.add_argument("--max-train-examples", type=int, default=0)
     parser.add_argument("--features-dir", default="", help="feature cache (default <out>/features)")
+    parser.add_argument(
+        "--cifar-path", default="", help="cifar10-jpg.tar.gz (default: the config's data.dir)"
+    )
+    parser.add_argument(
+        "--class-vectors-dir",
+        default="",
+        help="folder of the CIFAR-10 class vectors (default: the config's data.class_vectors_dir)",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny budget (CI)")
     parser.add_argument(
         "--eszsl-coding",
@@ -271,4 +281,5 @@ def _plot(runs, path, args):
 
 
 if __name__ == "__main__":
+    wsl_jax.use_recommended_xla_flags()  # Before JAX starts a backend (convolutions on CPU).
     main()

@@ -60,6 +60,7 @@ EXPECTED_API = {
         "segmentation_from_heatmaps",
         "softmax_cross_entropy",
         "top1_accuracy",
+        "use_recommended_xla_flags",
     ),
     "wsl_jax.zsl": (
         "MetricEmbedding",

@@ -7,11 +7,8 @@ Example:
   >>> wsl_jax.max_min_pool(jnp.array([[3., -1., 2., 0.]]), k_max=2, k_min=1, lam=0.5)
   Array([2.], dtype=float32)
 """
-from wsl_jax._xla_flags import apply_default_xla_flags as _apply_default_xla_flags
-
-_apply_default_xla_flags()  # Before anything starts an XLA backend; see wsl_jax/_xla_flags.py.
-
-from wsl_jax.localization import RESIZE_METHODS  # noqa: E402
+from wsl_jax._xla_flags import use_recommended_xla_flags
+from wsl_jax.localization import RESIZE_METHODS
 from wsl_jax.localization import boxes_to_pixels
 from wsl_jax.localization import class_maps_to_heatmaps
 from wsl_jax.localization import normalize_heatmaps
@@ -99,4 +96,5 @@ __all__ = (
     "resolve_k",
     "softmax_cross_entropy",
     "top1_accuracy",
+    "use_recommended_xla_flags",
 )

@@ -84,6 +84,9 @@ def test_leading_folder_is_tolerated(tmp_path):
 
 
 def test_path_resolution(monkeypatch):
+    monkeypatch.delenv(CIFAR_ENV, raising=False)
+    with pytest.raises(ValueError, match=f"cifar_path=.*cifar_path.*\\${CIFAR_ENV}"):
+        resolve_cifar_path()
     monkeypatch.setenv(CIFAR_ENV, "/env/c.tar.gz")
     assert str(resolve_cifar_path()) == "/env/c.tar.gz"
     assert str(resolve_cifar_path(None, "/cfg.tar.gz")) == "/cfg.tar.gz"

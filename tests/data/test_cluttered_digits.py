@@ -265,7 +265,8 @@ def test_cluttered_mnist_missing_directory(tmp_path):
 
 def test_mnist_dir_resolution(monkeypatch):
     monkeypatch.delenv(MNIST_DIR_ENV, raising=False)
-    assert resolve_mnist_dir() == Path("../shared/data/mnist")
+    with pytest.raises(ValueError, match=f"mnist_dir=.*source_dir.*\\${MNIST_DIR_ENV}"):
+        resolve_mnist_dir()
     assert resolve_mnist_dir(None, "/from/config") == Path("/from/config")
     monkeypatch.setenv(MNIST_DIR_ENV, "/from/env")
     assert resolve_mnist_dir() == Path("/from/env")

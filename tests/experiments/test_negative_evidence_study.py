@@ -1,26 +1,18 @@
-"""experiments/negative_evidence.py --quick on the real MNIST: heads train, metrics and plot written."""
+"""``python -m experiments.negative_evidence --quick`` on the real MNIST: heads train, metrics and plot written."""
 
 import doctest
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from experiments import negative_evidence as study
+
 ROOT = Path(__file__).resolve().parents[2]
 MNIST = ROOT.parent / "shared" / "data" / "mnist"
 
 
-def _load_study():
-    path = ROOT / "experiments" / "negative_evidence.py"
-    spec = importlib.util.spec_from_file_location("negative_evidence_study", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_gmp_keeps_an_integer_k_and_bad_names_are_refused():
-    study = _load_study()
     assert doctest.testmod(study).failed == 0
     kwargs = {"seed": 0, "quick": False, "data_dir": "/tmp", "mnist_dir": "/m", "cifar_path": "/c"}
     assert isinstance(study.run_config("cluttered_mnist", "gmp", **kwargs).model.k_max, int)
@@ -31,7 +23,6 @@ def test_gmp_keeps_an_integer_k_and_bad_names_are_refused():
 
 @pytest.mark.skipif(not MNIST.is_dir(), reason=f"real MNIST not found at {MNIST}")
 def test_quick_study_writes_results_plot_and_resumes(tmp_path, monkeypatch):
-    study = _load_study()
     out = tmp_path / "out"
     args = [
         "--quick",

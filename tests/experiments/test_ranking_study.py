@@ -1,24 +1,12 @@
-"""experiments/ranking.py --quick: both objectives train, the JSON and the plot are written."""
+"""``python -m experiments.ranking --quick``: both objectives train, the JSON and the plot are written."""
 
 import doctest
-import importlib.util
 import json
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def _load_study():
-    spec = importlib.util.spec_from_file_location(
-        "ranking_study", ROOT / "experiments" / "ranking.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from experiments import ranking as study
 
 
 def test_quick_study_writes_results_and_plot(tmp_path):
-    study = _load_study()
     assert doctest.testmod(study).failed == 0
     results = study.main(["--quick", "--out", str(tmp_path / "out"), "--data-dir", str(tmp_path)])
     saved = json.loads((tmp_path / "out" / "ranking.json").read_text())

@@ -1,27 +1,25 @@
-"""``experiments/zsl_mining.py --quick`` runs end to end and writes its JSON and PNG."""
+"""``python -m experiments.zsl_mining --quick`` runs end to end and writes its JSON and PNG."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
 
+from experiments import zsl_mining as study
+
 ROOT = Path(__file__).resolve().parents[2]
 CIFAR = ROOT / ".." / "shared" / "data" / "cifar10" / "cifar10-jpg.tar.gz"
+VECTORS = ROOT / ".." / "shared" / "data" / "zsl" / "cifar10"
 
 
-def test_quick_study_writes_results_and_plot(tmp_path, monkeypatch):
+def test_quick_study_writes_results_and_plot(tmp_path):
     if not CIFAR.is_file():
         pytest.skip(f"CIFAR-10 archive not found at {CIFAR} (see ../shared/data/README.md)")
-    monkeypatch.chdir(ROOT)  # the config's default data paths are relative to the repository
-    spec = importlib.util.spec_from_file_location(
-        "zsl_mining", ROOT / "experiments" / "zsl_mining.py"
-    )
-    study = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(study)
     out = tmp_path / "study"
+    data = ["--cifar-path", str(CIFAR), "--class-vectors-dir", str(VECTORS)]
     table = study.main(
         ["--quick", "--seeds", "0", "--schemes", "uniform", "bootstrap", "eszsl", "--out", str(out)]
+        + data
     )
     assert [row["scheme"] for row in table] == ["uniform", "bootstrap", "eszsl"]
     results = json.loads((out / "results.json").read_text())

@@ -1,18 +1,14 @@
-"""The TF-free TensorBoard writer, read back by TensorBoard's own loader and by ours."""
+"""The TF-free metric writer, read back by TensorBoard's own loader (``EventAccumulator``)."""
 
 import json
 
 import numpy as np
-import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from wsl_jax.train.metric_writers import EventFileWriter, MetricWriter, crc32c, read_events
+from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+from tensorboard.compat.proto.event_pb2 import SessionLog
 
-
-def test_crc32c_matches_the_standard_check_values():
-    assert crc32c(b"") == 0
-    assert crc32c(b"123456789") == 0xE3069283  # The CRC-32C check value.
-    assert crc32c(bytes(32)) == 0x8A9136AA  # RFC 3720, B.4: 32 bytes of zeros.
+from wsl_jax.train.metric_writers import MetricWriter
 
 
 def test_tensorboard_reads_what_the_writer_wrote(tmp_path):
@@ -34,23 +30,6 @@ def test_tensorboard_reads_what_the_writer_wrote(tmp_path):
     assert lines[-1] == {"step": 5, "val_mAP": 0.75}
 
 
-def test_our_reader_checks_the_crcs(tmp_path):
-    writer = EventFileWriter(tmp_path)
-    writer.scalars(7, {"a": 1.5, "b": -2.0})
-    writer.close()
-    events = read_events(writer.path)
-    assert events[0]["step"] == 0 and events[1] == {
-        "step": 7,
-        "wall_time": events[1]["wall_time"],
-        "values": {"a": 1.5, "b": -2.0},
-    }
-    data = bytearray(writer.path.read_bytes())
-    data[-6] ^= 0xFF  # Flip a byte of the last record's payload.
-    writer.path.write_bytes(bytes(data))
-    with pytest.raises(ValueError, match="corrupt record"):
-        read_events(writer.path)
-
-
 def test_a_resumed_writer_logs_every_step_once(tmp_path):
     with MetricWriter(tmp_path, resume_step=0) as writer:  # A run killed after logging step 5.
         for step in range(1, 6):
@@ -64,14 +43,42 @@ def test_a_resumed_writer_logs_every_step_once(tmp_path):
     expected = [(1, 1.0), (2, 2.0), (3, 3.0), (4, 40.0), (5, 50.0), (6, 60.0)]
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [(line["step"], line["loss"]) for line in lines] == expected
-    second = max((tmp_path / "tensorboard").iterdir())
-    restart = read_events(second)[1]
-    assert restart == {
-        "step": 4,
-        "wall_time": restart["wall_time"],
-        "values": {},
-        "session_start": True,
-    }
+    first, second = sorted((tmp_path / "tensorboard").iterdir())  # The resumed run's file last.
+    restarts = [e.step for e in _events(second) if e.session_log.status == SessionLog.START]
+    assert restarts == [4]  # Steps from 4 on are logged again: TensorBoard drops the first file's.
+    assert [v.simple_value for e in _events(first) for v in e.summary.value] == [1, 2, 3, 4, 5]
     accumulator = EventAccumulator(str(tmp_path / "tensorboard"))
     accumulator.Reload()
     assert [(e.step, e.value) for e in accumulator.Scalars("loss")] == expected
+
+
+def _events(path):
+    return list(LegacyEventFileLoader(str(path)).Load())
+
+
+def test_only_process_0_writes(tmp_path, monkeypatch):
+    monkeypatch.setattr("jax.process_index", lambda: 1)
+    with MetricWriter(tmp_path) as writer:
+        writer.write(1, loss=0.5)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_text_only_records_and_no_tensorboard(tmp_path):
+    with MetricWriter(tmp_path, tensorboard=False) as writer:
+        writer.write(2, loss=0.5, flag=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.jsonl"]
+    assert json.loads((tmp_path / "metrics.jsonl").read_text()) == {
+        "step": 2,
+        "loss": 0.5,
+        "flag": True,
+    }
+
+
+def test_a_resume_within_the_same_second_keeps_both_files(tmp_path):
+    for resume_step in (None, 1):
+        with MetricWriter(tmp_path, resume_step=resume_step) as writer:
+            writer.write(2, loss=float(resume_step or 0))
+    assert len(list((tmp_path / "tensorboard").iterdir())) == 2
+    accumulator = EventAccumulator(str(tmp_path / "tensorboard"))
+    accumulator.Reload()
+    assert [(e.step, e.value) for e in accumulator.Scalars("loss")] == [(2, 1.0)]

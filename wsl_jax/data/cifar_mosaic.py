@@ -9,8 +9,8 @@ each pasted square with its class (a *tile* mask: the CIFAR image's own backgrou
 
 Sources are read directly (``tarfile``) from the JPEG archive ``cifar10-jpg.tar.gz`` with members
 ``train/<class>/NNNN.jpg`` and ``test/<class>/NNNN.jpg``. Its path is resolved in this order: the
-``cifar_path`` builder argument, the config's ``cifar_path``, ``$WSL_JAX_CIFAR10``, then
-``../shared/data/cifar10/cifar10-jpg.tar.gz`` (relative to the working directory). Source pools are
+``cifar_path`` builder argument, the config's ``cifar_path``, then ``$WSL_JAX_CIFAR10``; with none of
+them set, building raises an error that names them. Source pools are
 disjoint: CIFAR train is split, stratified by class (``pool_seed``), into the train pool and the
 validation pool (``validation_fraction``); the test canvases use CIFAR test. Canvases are
 deterministic functions of ``(seed, split, index)``.
@@ -33,7 +33,7 @@ Example (the configs; building reads the CIFAR-10 archive, see :class:`CifarMosa
 Building and reading (not run here: it needs the archive)::
 
     from wsl_jax.data import prepare_dataset, open_source
-    prepare_dataset("cifar_mosaic/small", "/tmp/tfds", cifar_path="../shared/data/cifar10/cifar10-jpg.tar.gz")
+    prepare_dataset("cifar_mosaic/small", "/tmp/tfds", cifar_path="/data/cifar10-jpg.tar.gz")
     source = open_source("cifar_mosaic/small", "train", "/tmp/tfds", image_size=(128, 128))
 """
 from __future__ import annotations
@@ -53,7 +53,6 @@ from wsl_jax.data.clutter import example_rng, split_pool_indices
 
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR_ENV = "WSL_JAX_CIFAR10"
-DEFAULT_CIFAR_PATH = "../shared/data/cifar10/cifar10-jpg.tar.gz"
 SPLITS = ("train", "validation", "test")
 _IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
@@ -91,7 +90,7 @@ class CifarImages:
 
 
 def resolve_cifar_path(cifar_path: str | os.PathLike | None = None, config_path: str | None = None) -> Path:
-    """The CIFAR-10 archive: argument, else config, else ``$WSL_JAX_CIFAR10``, else the shared default.
+    """The CIFAR-10 archive: argument, else config, else ``$WSL_JAX_CIFAR10``; ``ValueError`` if none.
 
     >>> str(resolve_cifar_path("/data/cifar10-jpg.tar.gz"))
     '/data/cifar10-jpg.tar.gz'
@@ -99,7 +98,10 @@ def resolve_cifar_path(cifar_path: str | os.PathLike | None = None, config_path:
     for candidate in (cifar_path, config_path, os.environ.get(CIFAR_ENV)):
         if candidate:
             return Path(candidate)
-    return Path(DEFAULT_CIFAR_PATH)
+    raise ValueError(
+        "no CIFAR-10 archive given: pass cifar_path=... (cifar10-jpg.tar.gz), set the builder "
+        f"config's cifar_path, or set ${CIFAR_ENV}"
+    )
 
 
 def read_cifar_archive(path: str | os.PathLike, splits=("train", "test")) -> dict[str, CifarImages]:
@@ -270,7 +272,7 @@ class CifarMosaic(tfds.core.GeneratorBasedBuilder):
 
     Building (not run here: it needs the archive)::
 
-        builder = CifarMosaic(config="tiny", data_dir=d, cifar_path="../shared/data/cifar10/cifar10-jpg.tar.gz")
+        builder = CifarMosaic(config="tiny", data_dir=d, cifar_path="/data/cifar10-jpg.tar.gz")
         builder.download_and_prepare(file_format="array_record")
         test = builder.as_data_source(split="test")
     """

@@ -1,8 +1,8 @@
 """tfds builder ``cluttered_mnist``: the cluttered-canvas generator over the full MNIST (28x28).
 
 The IDX files are read from a local directory, resolved in this order: the ``mnist_dir`` builder
-argument, the config's ``source_dir``, the ``WSL_JAX_MNIST_DIR`` environment variable, then
-``../shared/data/mnist`` (relative to the working directory). Source pools are disjoint: train uses
+argument, the config's ``source_dir``, then the ``WSL_JAX_MNIST_DIR`` environment variable; with
+none of them set, building raises an error that names them. Source pools are disjoint: train uses
 the first 5/6 of MNIST-train (images ``0 .. 49,999``), validation the rest (``50,000 .. 59,999``), test the 10,000
 MNIST-test (t10k) images. ``source_index`` is the index in the IDX file the digit came from.
 
@@ -16,7 +16,7 @@ Example (the configs; building reads the MNIST files, see :class:`ClutteredMnist
 
 Building from the real files (not run here)::
 
-    builder = ClutteredMnist(config="tiny", data_dir="/tmp/tfds", mnist_dir="../shared/data/mnist")
+    builder = ClutteredMnist(config="tiny", data_dir="/tmp/tfds", mnist_dir="/data/mnist")
     builder.download_and_prepare(file_format="array_record")
     source = builder.as_data_source(split="test")
 """
@@ -30,12 +30,11 @@ from wsl_jax.data.cluttered_digits import ClutteredBuilder, ClutteredConfig
 from wsl_jax.data.idx import load_mnist
 
 MNIST_DIR_ENV = "WSL_JAX_MNIST_DIR"
-DEFAULT_MNIST_DIR = "../shared/data/mnist"
 NUM_MNIST_TRAIN_POOL = 50_000
 
 
 def resolve_mnist_dir(mnist_dir: str | os.PathLike | None = None, config_dir: str | None = None) -> Path:
-    """The MNIST directory: argument, else config, else ``$WSL_JAX_MNIST_DIR``, else the shared default.
+    """The MNIST directory: argument, else config, else ``$WSL_JAX_MNIST_DIR``; ``ValueError`` if none.
 
     >>> str(resolve_mnist_dir("/data/mnist"))
     '/data/mnist'
@@ -43,7 +42,10 @@ def resolve_mnist_dir(mnist_dir: str | os.PathLike | None = None, config_dir: st
     for candidate in (mnist_dir, config_dir, os.environ.get(MNIST_DIR_ENV)):
         if candidate:
             return Path(candidate)
-    return Path(DEFAULT_MNIST_DIR)
+    raise ValueError(
+        "no MNIST directory given: pass mnist_dir=... (the folder of the four IDX files), set the "
+        f"builder config's source_dir, or set ${MNIST_DIR_ENV}"
+    )
 
 
 class ClutteredMnist(ClutteredBuilder):

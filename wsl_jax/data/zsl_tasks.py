@@ -45,6 +45,7 @@ come from a network that never saw them.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -56,16 +57,22 @@ from wsl_jax.data.zsl_splits import SPLITS, holdout_split, make_task, trainval_t
 from wsl_jax.zsl.checks import check_attributes
 from wsl_jax.zsl.protocol import protocol_of
 
+_log = logging.getLogger(__name__)
+
 __all__ = ["DATA_SOURCES", "cifar10_class_vectors", "load_task"]
 
 DATA_SOURCES = ("cifar10", "xlsa17", "synthetic")
 
 
-def load_task(config, workdir, *, log=print, cnn_features=None):
+def load_task(config, workdir, *, log=None, cnn_features=None):
     """The :class:`~wsl_jax.data.zsl_splits.ZslTask` described by ``config`` (see the module docstring).
 
-    ``cnn_features(config, seen, val_classes, log)`` computes CIFAR-10 features that are not
-    cached yet (see the module docstring); other data sources do not use it.
+    ``log`` (default: this module's logger) reports progress; ``cnn_features(config, seen,
+    val_classes, log)`` computes CIFAR-10 features that are not cached yet (see the module
+    docstring); other data sources do not use it.
+
+    ``log`` takes the progress messages (one string each) of the CIFAR-10 feature CNN; by default
+    they go to this module's :mod:`logging` logger at INFO level.
 
     >>> from wsl_jax.zsl.config import synthetic_config
     >>> task = load_task(synthetic_config(), "/tmp/unused")
@@ -75,7 +82,7 @@ def load_task(config, workdir, *, log=print, cnn_features=None):
     protocol_of(config)  # A bad config.protocol fails before any heavy work.
     name = config.data.name
     if name == "cifar10":
-        task = _cifar10_task(config, Path(workdir), log, cnn_features)
+        task = _cifar10_task(config, Path(workdir), log or _log.info, cnn_features)
     elif name == "xlsa17":
         task = _xlsa17_task(config)
     elif name == "synthetic":

@@ -15,6 +15,8 @@ trainer hands to :func:`wsl_jax.data.zsl_tasks.load_task` to compute a CIFAR-10 
 
 from __future__ import annotations
 
+import logging
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -26,6 +28,7 @@ from wsl_jax.models.feature_cnn import FeatureCNN
 
 __all__ = ["cifar10_cnn_features", "extract_features", "train_feature_cnn"]
 
+_log = logging.getLogger(__name__)
 _MEAN = np.array([0.49, 0.48, 0.45], np.float32)
 _STD = np.array([0.25, 0.24, 0.26], np.float32)
 
@@ -126,7 +129,7 @@ def extract_features(model, params, images, *, batch_size: int = 500) -> np.ndar
     return np.concatenate(out) if out else np.zeros((0, model.feature_dim), np.float32)
 
 
-def cifar10_cnn_features(config, seen, val_classes, log=print) -> dict:
+def cifar10_cnn_features(config, seen, val_classes, log=None) -> dict:
     """Features of the CIFAR-10 task of ``config`` from a CNN trained on its training classes.
 
     Reads the archive ``config.data.dir``; the CNN (``config.features``) learns the ``seen``
@@ -143,6 +146,7 @@ def cifar10_cnn_features(config, seen, val_classes, log=print) -> dict:
     FileNotFoundError: ...
     """
     data, feat = config.data, config.features
+    log = log or _log.info
     images = load_cifar10(
         data.dir,
         max_train_examples=data.max_train_examples,

@@ -230,7 +230,7 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
     task = load_task(
         config,
         workdir,
-        log=print if verbose else (lambda *_: None),
+        log=None if verbose else (lambda *_: None),  # None: the module's logger
         cnn_features=cifar10_cnn_features,
     )
     x_train = task.features["train"]
