@@ -51,6 +51,7 @@ __all__ = [
     "CorruptCheckpointError",
     "StepGuard",
     "all_finite",
+    "run_guard",
     "tree_checksums",
     "verify_tree",
 ]
@@ -208,3 +209,25 @@ class StepGuard:
                     f"the run is diverging; stopping.{kept}"
                 )
         return losses
+
+
+def run_guard(train_config, manager, *, reference_loss: float | None) -> StepGuard:
+    """The :class:`StepGuard` of a training run: ``train_config.divergence_factor`` (default
+    1000), and errors that name the last good checkpoint of the orbax ``manager``.
+
+    >>> import tempfile, ml_collections, orbax.checkpoint as ocp
+    >>> manager = ocp.CheckpointManager(tempfile.mkdtemp())
+    >>> guard = run_guard(ml_collections.ConfigDict({"divergence_factor": 10.0}), manager,
+    ...                   reference_loss=0.5)
+    >>> guard.divergence_factor, guard.reference_loss
+    (10.0, 0.5)
+    """
+    return StepGuard(
+        divergence_factor=train_config.get("divergence_factor", DEFAULT_DIVERGENCE_FACTOR),
+        reference_loss=reference_loss,
+        last_good=lambda: (
+            f"The last good checkpoint (step {manager.latest_step()}) is kept in "
+            f"{manager.directory}; lower the learning rate (or fix the data) and train in a new "
+            "--workdir."
+        ),
+    )

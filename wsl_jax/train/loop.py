@@ -52,7 +52,7 @@ from wsl_jax.train.checkpoints import (
     restore_best,
     verify_restored,
 )
-from wsl_jax.train.guard import StepGuard, all_finite
+from wsl_jax.train.guard import StepGuard, all_finite, run_guard
 from wsl_jax.train.metric_writers import MetricWriter
 from wsl_jax.train.objectives import make_objective
 from wsl_jax.train.optim import make_optimizer
@@ -369,15 +369,7 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
     best_path = workdir / "best.json"
     best = json.loads(best_path.read_text()) if best_path.exists() else {"mAP": -1.0, "step": 0}
     checkpointer = ocp.StandardCheckpointer()
-    guard = StepGuard(
-        divergence_factor=config.train.get("divergence_factor", 1e3),
-        reference_loss=reference_loss,
-        last_good=lambda: (
-            f"The last good checkpoint (step {manager.latest_step()}) is kept in "
-            f"{workdir / 'checkpoints'}; lower the learning rate (or fix the data) and train in a "
-            "new --workdir."
-        ),
-    )
+    guard = run_guard(config.train, manager, reference_loss=reference_loss)
 
     total = config.train.steps
     stop = total if stop_after is None else max(min(stop_after, total), start)

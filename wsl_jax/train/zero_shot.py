@@ -54,7 +54,7 @@ from wsl_jax.train.checkpoints import (
     verify_restored,
 )
 from wsl_jax.train.feature_cnn import cifar10_cnn_features
-from wsl_jax.train.guard import StepGuard, all_finite
+from wsl_jax.train.guard import all_finite, run_guard
 from wsl_jax.train.metric_writers import MetricWriter
 from wsl_jax.train.state import TrainState
 from wsl_jax.train.state import data_mesh as make_mesh
@@ -277,15 +277,7 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
             f"({steps_per_epoch} steps per epoch): a different data set?"
         )
     record_config(config, workdir)  # The run has validly started: it owns the workdir now.
-    guard = StepGuard(
-        divergence_factor=config.train.get("divergence_factor", 1e3),
-        reference_loss=reference_loss,
-        last_good=lambda: (
-            f"The last good checkpoint (step {manager.latest_step()}) is kept in "
-            f"{workdir / 'checkpoints'}; lower the learning rate (or fix the data) and train in a "
-            "new --workdir."
-        ),
-    )
+    guard = run_guard(config.train, manager, reference_loss=reference_loss)
     writer = MetricWriter(workdir, resume_step=start_step)
     best_path = workdir / "best.json"
     best = json.loads(best_path.read_text()) if best_path.exists() else {"value": -1.0, "epoch": 0}
