@@ -377,11 +377,37 @@ def test_bfloat16_backbones(name):
 # Registry and errors
 # --------------------------------------------------------------------------------------------------
 def test_build_backbone_names():
-    assert sorted(BACKBONES) == ["resnet101", "resnet18", "resnet50", "small_cnn", "vgg16"]
+    assert sorted(BACKBONES) == [
+        "efficientnet_lite0",
+        "resnet101",
+        "resnet18",
+        "resnet50",
+        "small_cnn",
+        "vgg16",
+    ]
     for name, cls in BACKBONES.items():
         assert type(build_backbone(name)) is cls
     with pytest.raises(ValueError, match="valid names: 'small_cnn', 'resnet18'"):
         build_backbone("resnet34")
+
+
+def test_efficientnet_lite0_without_weights_trains_and_checks_its_input():
+    """No extra needed: shapes, train-mode BatchNorm, residual-free block 0, bfloat16, min size."""
+    model = build_backbone("efficientnet_lite0")
+    x = jax.random.normal(jax.random.key(1), (2, 64, 96, 3))
+    variables = model.init(jax.random.key(0), x)
+    assert "_expand_conv" not in variables["params"]["_blocks_0"]  # expansion 1
+    assert variables["params"]["_blocks_15"]["_project_conv"]["kernel"].shape == (1, 1, 1152, 320)
+    y, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    assert y.shape == (2, 2, 3, 1280) and float(y.min()) >= 0.0 and float(y.max()) <= 6.0  # ReLU6
+    moved = jax.tree.map(
+        lambda a, b: bool(jnp.any(a != b)), updates["batch_stats"], variables["batch_stats"]
+    )
+    assert all(jax.tree.leaves(moved))
+    y16 = build_backbone("efficientnet_lite0", dtype=jnp.bfloat16).apply(variables, x)
+    assert y16.dtype == jnp.bfloat16
+    with pytest.raises(ValueError, match="at least 32×32"):
+        model.apply(variables, x[:, :31])
 
 
 @pytest.mark.parametrize("model", [SmallCNN(widths=(4,)), ResNet18(), VGG16()])

@@ -148,7 +148,7 @@ def test_imagenet_weights_from_a_local_torchvision_file(tmp_path):
     mesh = jax.make_mesh((jax.device_count(),), ("data",))
     model, tx = build_model("resnet18", 20, num_maps=2), optax.sgd(0.1, momentum=0.9)
     state = create_train_state(model, tx, (1, 32, 32, 3), jax.random.key(0), mesh)
-    loaded = load_pretrained_backbone(state, tx, path)
+    loaded = load_pretrained_backbone(state, tx, path, backbone="resnet18")
 
     reference = state_numpy(torch_model)
     np.testing.assert_array_equal(

@@ -11,9 +11,12 @@ from wsl_jax.models.backbones import SmallCNN
 from wsl_jax.models.backbones import VGG16
 from wsl_jax.models.backbones import build_backbone
 from wsl_jax.models.backbones import torch_key_to_flax
+from wsl_jax.models.convert import efficientnet_lite_to_flax
 from wsl_jax.models.convert import load_torch_state_dict
 from wsl_jax.models.convert import torchvision_resnet_to_flax
 from wsl_jax.models.convert import wildcat_checkpoint_to_flax
+from wsl_jax.models.efficientnet import EfficientNetLite0
+from wsl_jax.models.pretrained import pretrained_variables
 from wsl_jax.models.resnet import BasicBlock
 from wsl_jax.models.resnet import Bottleneck
 from wsl_jax.models.resnet import ResNet
@@ -29,6 +32,7 @@ __all__ = (
     "VGG16",
     "BasicBlock",
     "Bottleneck",
+    "EfficientNetLite0",
     "ResNet",
     "ResNet18",
     "ResNet50",
@@ -38,7 +42,9 @@ __all__ = (
     "WSLNet",
     "build_backbone",
     "build_model",
+    "efficientnet_lite_to_flax",
     "load_torch_state_dict",
+    "pretrained_variables",
     "torch_key_to_flax",
     "torchvision_resnet_to_flax",
     "wildcat_checkpoint_to_flax",
