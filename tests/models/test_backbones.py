@@ -438,3 +438,37 @@ def test_bad_resnet_configuration_raises():
         shapes(ResNet(block="dense"), (1, 32, 32, 3))
     with pytest.raises(ValueError, match="stage_sizes"):
         shapes(ResNet(stage_sizes=(2, 2, 2)), (1, 32, 32, 3))
+
+
+def _numpy_depthwise_same(x, kernel, stride):
+    """Depthwise convolution with TensorFlow "SAME" padding, written from the definition."""
+    n, h, w, c = x.shape
+    k = kernel.shape[0]
+    out_h, out_w = -(-h // stride), -(-w // stride)
+    pad_h = max((out_h - 1) * stride + k - h, 0)
+    pad_w = max((out_w - 1) * stride + k - w, 0)
+    padded = np.zeros((n, h + pad_h, w + pad_w, c))
+    padded[:, pad_h // 2 : pad_h // 2 + h, pad_w // 2 : pad_w // 2 + w] = x
+    out = np.zeros((n, out_h, out_w, c))
+    for i in range(out_h):
+        for j in range(out_w):
+            window = padded[:, i * stride : i * stride + k, j * stride : j * stride + k]
+            out[:, i, j] = np.einsum("nabc,abc->nc", window, kernel[:, :, 0])
+    return out
+
+
+@pytest.mark.parametrize(
+    "kernel,stride,shape",
+    [(3, 1, (2, 7, 6, 5)), (5, 2, (1, 9, 8, 3)), (3, 2, (1, 10, 11, 4)), (5, 1, (1, 4, 4, 2))],
+)
+@pytest.mark.parametrize("implementation", ["shifted", "grouped"])
+def test_efficientnet_depthwise_conv_matches_numpy(kernel, stride, shape, implementation):
+    from wsl_jax.models.efficientnet import DepthwiseConv
+
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    layer = DepthwiseConv(kernel, stride, implementation=implementation)
+    variables = layer.init(jax.random.key(0), x)
+    expected = _numpy_depthwise_same(x, np.asarray(variables["params"]["kernel"]), stride)
+    np.testing.assert_allclose(layer.apply(variables, x), expected, atol=1e-5)
+    grads = jax.grad(lambda v: jnp.sum(layer.apply(v, x) ** 2))(variables)  # differentiable
+    assert np.isfinite(np.asarray(grads["params"]["kernel"])).all()

