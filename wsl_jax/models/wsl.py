@@ -177,7 +177,7 @@ def build_model(
       >>> build_model("resnet", 10)
       Traceback (most recent call last):
       ...
-      ValueError: unknown backbone 'resnet'; valid names: 'small_cnn', 'resnet18', 'resnet50', 'resnet101', 'vgg16'.
+      ValueError: unknown backbone 'resnet'; valid names: 'small_cnn', 'resnet18', 'resnet50', 'resnet101', 'vgg16', 'efficientnet_lite0'.
     """
     backbone = build_backbone(name, dtype=dtype, **backbone_kwargs)
     head = WSLHead(

@@ -344,7 +344,13 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
         mesh,
     )
     if config.model.get("pretrained"):
-        state = load_pretrained_backbone(state, tx, config.model.pretrained)
+        state = load_pretrained_backbone(
+            state,
+            tx,
+            config.model.pretrained,
+            backbone=config.model.backbone,
+            **dict(config.model.get("backbone_kwargs", {})),
+        )
     manager = _checkpoint_manager(workdir, config)
     _check_process_count(workdir, manager)
     restored, start = restore_newest_readable(
