@@ -6,27 +6,18 @@ Example:
   10
 """
 
-from wsl_jax.models.backbones import BACKBONES
-from wsl_jax.models.backbones import SmallCNN
-from wsl_jax.models.backbones import VGG16
-from wsl_jax.models.backbones import build_backbone
-from wsl_jax.models.backbones import torch_key_to_flax
-from wsl_jax.models.convert import efficientnet_lite_to_flax
-from wsl_jax.models.convert import load_torch_state_dict
-from wsl_jax.models.convert import torchvision_resnet_to_flax
-from wsl_jax.models.convert import wildcat_checkpoint_to_flax
+from wsl_jax.models.backbones import BACKBONES, VGG16, SmallCNN, build_backbone, torch_key_to_flax
+from wsl_jax.models.convert import (
+    efficientnet_lite_to_flax,
+    load_torch_state_dict,
+    torchvision_resnet_to_flax,
+    wildcat_checkpoint_to_flax,
+)
 from wsl_jax.models.efficientnet import EfficientNetLite0
 from wsl_jax.models.feature_cnn import FeatureCNN
 from wsl_jax.models.pretrained import pretrained_variables
-from wsl_jax.models.resnet import BasicBlock
-from wsl_jax.models.resnet import Bottleneck
-from wsl_jax.models.resnet import ResNet
-from wsl_jax.models.resnet import ResNet18
-from wsl_jax.models.resnet import ResNet50
-from wsl_jax.models.resnet import ResNet101
-from wsl_jax.models.wsl import WSLHead
-from wsl_jax.models.wsl import WSLNet
-from wsl_jax.models.wsl import build_model
+from wsl_jax.models.resnet import BasicBlock, Bottleneck, ResNet, ResNet18, ResNet50, ResNet101
+from wsl_jax.models.wsl import WSLHead, WSLNet, build_model
 
 __all__ = (
     "BACKBONES",

@@ -26,8 +26,8 @@ Example (a backbone by name; shapes only, nothing is computed):
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 import jax.numpy as jnp
 from flax import linen as nn

@@ -33,8 +33,8 @@ Example (shapes only; output stride 32):
 
 from __future__ import annotations
 
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 import jax.numpy as jnp
 from flax import linen as nn
