@@ -12,14 +12,14 @@ import pytest
 from wsl_jax.data import make_global_batch
 from wsl_jax.train import train_and_evaluate
 from wsl_jax.train.state import TrainState
-from wsl_jax.zsl import SCHEMES, init_metric_params
-from wsl_jax.zsl.config import synthetic_config
 from wsl_jax.train.zero_shot import (
     make_mesh,
     make_zsl_train_step,
-    mining_options,
     train_and_evaluate_zsl,
 )
+from wsl_jax.zsl import SCHEMES, init_metric_params
+from wsl_jax.zsl.config import synthetic_config
+from wsl_jax.zsl.mining import mining_options
 
 
 def _config(**overrides):
@@ -100,7 +100,7 @@ def test_every_scheme_mines_inside_the_sharded_step(scheme):
     mixture (hard + correlated + semi-hard) gives the same losses on one device."""
     config = _config(**{"zsl.scheme": scheme, "zsl.warmup_epochs": 0, "zsl.anneal_epochs": 1})
     config.zsl.fractions = {"hard": 0.34, "correlated": 0.33, "semi_hard": 0.33}
-    options, schedule = mining_options(config, steps_per_epoch=2)
+    options, schedule = mining_options(config.zsl, steps_per_epoch=2)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(32, 16)).astype(np.float32)
     y = rng.integers(0, 7, 32).astype(np.int32)

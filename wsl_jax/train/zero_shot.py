@@ -65,7 +65,7 @@ from wsl_jax.train.workdir import (
     restore_newest_readable,
     write_atomically,
 )
-from wsl_jax.zsl.mining import SCHEMES, bootstrap_schedule, make_pairs, mine_negatives
+from wsl_jax.zsl.mining import make_miner, make_pairs, mining_options
 from wsl_jax.zsl.model import _distances, init_metric_params, pair_loss
 from wsl_jax.zsl.protocol import (
     calibrate_on_validation,
@@ -80,49 +80,8 @@ __all__ = [
     "evaluate_zsl_workdir",
     "make_mesh",
     "make_zsl_train_step",
-    "mining_options",
     "train_and_evaluate_zsl",
 ]
-
-
-def mining_options(config, *, steps_per_epoch: int) -> tuple:
-    """``(static options, hard_fraction(step) or None)`` of ``config.zsl.scheme``.
-
-    >>> from wsl_jax.zsl.config import base_config
-    >>> c = base_config()
-    >>> c.zsl.scheme = "semi_hard"
-    >>> mining_options(c, steps_per_epoch=10)
-    ({'margin': 1.0, 'fallback': 'hard'}, None)
-    >>> c.zsl.scheme = "bootstrap"
-    >>> opts, schedule = mining_options(c, steps_per_epoch=10)
-    >>> opts, float(schedule(50)), float(schedule(100))
-    ({}, 0.0, 1.0)
-    """
-    z = config.zsl
-    scheme = z.scheme
-    if scheme not in SCHEMES:
-        raise ValueError(f"config.zsl.scheme must be one of {SCHEMES}, got {scheme!r}.")
-    if scheme == "bootstrap":
-        warmup, anneal = z.warmup_epochs * steps_per_epoch, z.anneal_epochs * steps_per_epoch
-        return {}, functools.partial(bootstrap_schedule, warmup_steps=warmup, anneal_steps=anneal)
-    if scheme == "semi_hard":
-        return {"margin": z.margin, "fallback": z.fallback}, None
-    if scheme == "mixture":
-        fractions = dict(z.fractions)
-        unknown = set(fractions) - set(SCHEMES) | ({"mixture", "bootstrap"} & set(fractions))
-        if unknown or not fractions:
-            raise ValueError(
-                f"config.zsl.fractions must map base schemes to fractions, got {fractions}."
-            )
-        options = {"fractions": fractions}
-        if "semi_hard" in fractions:
-            options |= {"margin": z.margin, "fallback": z.fallback}
-        if "correlated" in fractions:
-            options["temperature"] = z.temperature
-        return options, None
-    if scheme == "correlated":
-        return {"temperature": z.temperature}, None
-    return {}, None
 
 
 def make_zsl_train_step(
@@ -150,18 +109,18 @@ def make_zsl_train_step(
     replicated = NamedSharding(mesh, P())
     key = jax.random.key(seed)
 
+    miner = make_miner(scheme, n_neg=n_neg, options=options, hard_fraction=hard_fraction)
+
     @functools.partial(jax.jit, donate_argnums=0, out_shardings=(replicated, replicated))
     def step(state, x, y, attributes):
-        opts = dict(options)
-        if scheme == "correlated" or "correlated" in opts.get("fractions", {}):
-            opts["attributes"] = attributes
-        if scheme in ("uncertain",) or "uncertain" in opts.get("fractions", {}):
-            opts["bias"] = jax.lax.stop_gradient(state.params["b"])
-        if hard_fraction is not None:
-            opts["hard_fraction"] = hard_fraction(state.step)
         dist = jax.lax.stop_gradient(_distances(state.params, x, attributes))
-        negatives = mine_negatives(
-            scheme, dist, y, n_neg=n_neg, key=jax.random.fold_in(key, state.step), **opts
+        negatives = miner(
+            dist,
+            y,
+            key=jax.random.fold_in(key, state.step),
+            step=state.step,
+            attributes=attributes,
+            bias=jax.lax.stop_gradient(state.params["b"]),
         )
         classes, signs = make_pairs(y, negatives)
 
@@ -225,7 +184,7 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
         )
     if config.train.epochs < 1:
         raise ValueError(f"config.train.epochs must be >= 1, got {config.train.epochs}.")
-    mining_options(config, steps_per_epoch=1)  # Unknown schemes fail before any heavy work.
+    mining_options(config.zsl, steps_per_epoch=1)  # Unknown schemes fail before any heavy work.
     verbose = config.get("progress_bar", True)
     task = load_task(
         config,
@@ -245,7 +204,7 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
     train_attributes = jax.device_put(task.attributes[task.train_classes], NamedSharding(mesh, P()))
 
     tx = optax.adamw(config.optimizer.learning_rate, weight_decay=config.optimizer.weight_decay)
-    options, schedule = mining_options(config, steps_per_epoch=steps_per_epoch)
+    options, schedule = mining_options(config.zsl, steps_per_epoch=steps_per_epoch)
     step_fn = make_zsl_train_step(
         tx,
         mesh,

@@ -61,8 +61,10 @@ __all__ = [
     "bootstrap_schedule",
     "correlated_negatives",
     "hard_negatives",
+    "make_miner",
     "make_pairs",
     "mine_negatives",
+    "mining_options",
     "mixture_negatives",
     "negative_mask",
     "resolve_counts",
@@ -559,3 +561,77 @@ def make_pairs(labels, negatives):
         [jnp.ones((labels.shape[0], 1), jnp.int32), -jnp.ones(negatives.shape, jnp.int32)], axis=-1
     )
     return classes, signs
+
+
+def mining_options(zsl_config, *, steps_per_epoch: int) -> tuple:
+    """``(static options, hard_fraction(step) or None)`` of the scheme a config names.
+
+    ``zsl_config`` is a config's ``zsl`` block (``scheme`` and that scheme's settings: ``margin``
+    and ``fallback``, ``temperature``, ``fractions``, ``warmup_epochs`` / ``anneal_epochs``).
+    Everything a config says about mining goes through here and :func:`make_miner`.
+
+    >>> import ml_collections
+    >>> z = ml_collections.ConfigDict({"scheme": "semi_hard", "margin": 1.0, "fallback": "hard"})
+    >>> mining_options(z, steps_per_epoch=10)
+    ({'margin': 1.0, 'fallback': 'hard'}, None)
+    >>> z = ml_collections.ConfigDict({"scheme": "bootstrap", "warmup_epochs": 5, "anneal_epochs": 5})
+    >>> opts, schedule = mining_options(z, steps_per_epoch=10)
+    >>> opts, float(schedule(50)), float(schedule(100))
+    ({}, 0.0, 1.0)
+    """
+    z = zsl_config
+    scheme = z.scheme
+    if scheme not in SCHEMES:
+        raise ValueError(f"config.zsl.scheme must be one of {SCHEMES}, got {scheme!r}.")
+    if scheme == "bootstrap":
+        warmup, anneal = z.warmup_epochs * steps_per_epoch, z.anneal_epochs * steps_per_epoch
+        return {}, functools.partial(bootstrap_schedule, warmup_steps=warmup, anneal_steps=anneal)
+    if scheme == "semi_hard":
+        return {"margin": z.margin, "fallback": z.fallback}, None
+    if scheme == "mixture":
+        fractions = dict(z.fractions)
+        unknown = set(fractions) - set(SCHEMES) | ({"mixture", "bootstrap"} & set(fractions))
+        if unknown or not fractions:
+            raise ValueError(
+                f"config.zsl.fractions must map base schemes to fractions, got {fractions}."
+            )
+        options = {"fractions": fractions}
+        if "semi_hard" in fractions:
+            options |= {"margin": z.margin, "fallback": z.fallback}
+        if "correlated" in fractions:
+            options["temperature"] = z.temperature
+        return options, None
+    if scheme == "correlated":
+        return {"temperature": z.temperature}, None
+    return {}, None
+
+
+def make_miner(scheme: str, *, n_neg: int, options: Mapping | None = None, hard_fraction=None):
+    """``miner(distances, labels, *, key, step, attributes, bias) → (B, n_neg)`` negatives.
+
+    Wraps :func:`mine_negatives` for a training step: the miner passes each scheme the inputs it
+    needs (class ``attributes`` to ``correlated``, the model's ``bias`` to ``uncertain``,
+    ``hard_fraction(step)`` to ``bootstrap``) and ignores the others. ``options`` and
+    ``hard_fraction`` come from :func:`mining_options`. Jittable.
+
+    >>> import jax, jax.numpy as jnp
+    >>> miner = make_miner("hard", n_neg=1)
+    >>> d = jnp.array([[0.0, 1.0, 5.0], [2.0, 0.0, 0.5]])
+    >>> miner(d, jnp.array([0, 1]), key=jax.random.key(0), step=0, attributes=None, bias=0.0)
+    Array([[1],
+           [2]], dtype=int32)
+    """
+    options = dict(options or {})
+    fractions = options.get("fractions", {})
+
+    def miner(distances, labels, *, key, step, attributes, bias):
+        opts = dict(options)
+        if scheme == "correlated" or "correlated" in fractions:
+            opts["attributes"] = attributes
+        if scheme == "uncertain" or "uncertain" in fractions:
+            opts["bias"] = bias
+        if hard_fraction is not None:
+            opts["hard_fraction"] = hard_fraction(step)
+        return mine_negatives(scheme, distances, labels, n_neg=n_neg, key=key, **opts)
+
+    return miner
