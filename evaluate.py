@@ -12,20 +12,15 @@ GZSL u/s/H (calibration chosen on validation) and per-class accuracies.
 
 import json
 import logging as std_logging
-from pathlib import Path
 
 from absl import app, flags, logging
 
 import wsl_jax
+from wsl_jax.train.entry import evaluate_workdir, without_lists
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A workdir written by train.py.")
 _OVERLAYS = flags.DEFINE_integer("overlays", 6, "Number of test images to draw.")
 flags.mark_flags_as_required(["workdir"])
-
-
-def _is_zsl(workdir) -> bool:
-    config_file = Path(workdir).expanduser() / "config.json"
-    return config_file.is_file() and json.loads(config_file.read_text()).get("task") == "zsl"
 
 
 def main(argv):
@@ -33,20 +28,8 @@ def main(argv):
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # Other libraries' INFO chatter off; wsl_jax's on:
     std_logging.getLogger("wsl_jax").setLevel(std_logging.INFO)
-    if _is_zsl(_WORKDIR.value):
-        from wsl_jax.train.zero_shot import evaluate_zsl_workdir
-
-        print(json.dumps(evaluate_zsl_workdir(_WORKDIR.value), indent=2))
-        return
-    from wsl_jax.train.evaluation import evaluate_workdir
-
     results = evaluate_workdir(_WORKDIR.value, num_overlays=_OVERLAYS.value)
-    for split, r in results.items():
-        line = {k: v for k, v in r.items() if k != "AP"}
-        for key in ("segmentation", "pointwise_localization"):  # Per-class lists: eval.json.
-            if key in line:
-                line[key] = {k: v for k, v in line[key].items() if k not in ("IoU", "AP")}
-        print(split, json.dumps(line))
+    print(json.dumps(without_lists(results), indent=2))
 
 
 if __name__ == "__main__":

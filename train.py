@@ -21,7 +21,8 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 import wsl_jax
-from wsl_jax.train import distributed, train_and_evaluate
+from wsl_jax.train import distributed
+from wsl_jax.train.entry import train_and_evaluate, without_lists
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Path to a config file in configs/.", lock_config=True
@@ -63,23 +64,12 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)  # Other libraries' INFO chatter off; wsl_jax's on:
     std_logging.getLogger("wsl_jax").setLevel(std_logging.INFO)
     settings = (_DISTRIBUTED.value, _COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    wsl = _CONFIG.value.get("task", "wsl") == "wsl"
-    if not wsl and (_STOP_AFTER.value is not None or distributed.is_requested(*settings)):
-        raise app.UsageError(
-            "--stop_after_steps and multi-process runs are supported by the WSL loop only "
-            "(config.task='wsl')."
-        )
+    if _CONFIG.value.get("task") == "zsl" and distributed.is_requested(*settings):
+        raise app.UsageError("multi-process runs are supported by the 'wsl' task only.")
     process, _ = distributed.initialize_if_requested(*settings, timeout_s=_TIMEOUT.value)
-    if _STOP_AFTER.value is None:
-        summary = train_and_evaluate(_CONFIG.value, _WORKDIR.value)
-    else:
-        from wsl_jax.train import loop  # The WSL loop (config.task="wsl"), imported lazily.
-
-        summary = loop.train_and_evaluate(
-            _CONFIG.value, _WORKDIR.value, stop_after=_STOP_AFTER.value
-        )
+    summary = train_and_evaluate(_CONFIG.value, _WORKDIR.value, stop_after_steps=_STOP_AFTER.value)
     if process == 0:
-        print(json.dumps({k: v for k, v in summary.items() if k != "test_AP"}, indent=2))
+        print(json.dumps(without_lists(summary), indent=2))
 
 
 if __name__ == "__main__":

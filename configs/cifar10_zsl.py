@@ -12,7 +12,7 @@ for model selection and the GZSL calibration); 10 % of the other seen images are
 
 import ml_collections
 
-from wsl_jax.zsl.config import base_config
+from configs.zsl_base import base_config
 
 
 def get_config() -> ml_collections.ConfigDict:

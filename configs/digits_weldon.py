@@ -11,6 +11,7 @@ import ml_collections
 
 def get_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
+    config.task = "wsl"  # Weakly supervised classification (wsl_jax.train.loop).
     config.seed = 0
     config.progress_bar = True
 

@@ -27,7 +27,7 @@ from wsl_jax.data import prepare_dataset
 from wsl_jax.train import evaluation, loop
 from wsl_jax.train.guard import CorruptCheckpointError
 from wsl_jax.zsl import zsl_accuracy
-from wsl_jax.zsl.config import synthetic_config
+from configs.zsl_base import synthetic_config
 from wsl_jax.train.zero_shot import evaluate_zsl_workdir, train_and_evaluate_zsl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -315,7 +315,7 @@ def test_fault_corrupt_image_is_refused_or_skipped_and_reported(tmp_path):
 
 BIG_ZSL_DRIVER = """
 import json, sys
-from wsl_jax.zsl.config import xlsa17_config
+from configs.zsl_base import xlsa17_config
 from wsl_jax.train.zero_shot import train_and_evaluate_zsl
 
 out = {}

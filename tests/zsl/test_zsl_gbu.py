@@ -9,7 +9,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from wsl_jax.zsl import choose_calibration
-from wsl_jax.zsl.config import synthetic_config
+from configs.zsl_base import synthetic_config
 from wsl_jax.zsl.protocol import retrain_config, score_split
 from wsl_jax.data.zsl_splits import trainval_task
 from wsl_jax.data.zsl_tasks import load_task
@@ -98,9 +98,12 @@ def test_gbu_phase2_resumes_after_interruption(gbu_run, tmp_path):
     partial = train_and_evaluate_zsl(
         retrain_config(config, epochs=best["epoch"], features_cache=str(other / "features.npz")),
         other / "retrain",
-        stop_after_epochs=1,
+        stop_after_steps=360 // 32,
     )
-    assert partial == {"interrupted_after_epoch": 1} or best["epoch"] == 1
+    assert (
+        partial == {"stopped_at": 360 // 32, "steps": best["epoch"] * (360 // 32)}
+        or best["epoch"] == 1
+    )
     again = train_and_evaluate_zsl(config, other)
     jax.tree.map(
         np.testing.assert_array_equal,

@@ -18,7 +18,7 @@ from wsl_jax.train.zero_shot import (
     train_and_evaluate_zsl,
 )
 from wsl_jax.zsl import SCHEMES, init_metric_params
-from wsl_jax.zsl.config import synthetic_config
+from configs.zsl_base import synthetic_config
 from wsl_jax.zsl.mining import mining_options
 
 
@@ -78,8 +78,9 @@ def test_resume_after_interruption_is_bitwise(full_run, tmp_path):
     workdir, summary = full_run
     resumed = tmp_path / "resumed"
     config = _config(**{"zsl.scheme": "uniform"})
-    assert train_and_evaluate_zsl(config, resumed, stop_after_epochs=1) == {
-        "interrupted_after_epoch": 1
+    assert train_and_evaluate_zsl(config, resumed, stop_after_steps=7) == {
+        "stopped_at": 7,
+        "steps": 14,
     }
     assert not (resumed / "summary.json").exists()
     again = train_and_evaluate_zsl(config, resumed)

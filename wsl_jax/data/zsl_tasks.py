@@ -33,7 +33,7 @@ CIFAR-10 the features stay those of the CNN trained in phase 1 on the training-c
 fixed feature extractor, as ResNet-101 is for xlsa17), so the validation classes' features
 come from a network that never saw them.
 
->>> from wsl_jax.zsl.config import synthetic_config
+>>> from configs.zsl_base import synthetic_config
 >>> from wsl_jax.data.zsl_splits import SPLITS
 >>> c = synthetic_config()
 >>> c.data.examples_per_class = 10
@@ -68,13 +68,14 @@ def load_task(config, workdir, *, log=None, cnn_features=None):
     """The :class:`~wsl_jax.data.zsl_splits.ZslTask` described by ``config`` (see the module docstring).
 
     ``log`` (default: this module's logger) reports progress; ``cnn_features(config, seen,
-    val_classes, log)`` computes CIFAR-10 features that are not cached yet (see the module
-    docstring); other data sources do not use it.
+    val_classes, log, workdir=...)`` computes CIFAR-10 features that are not cached yet (see the
+    module docstring), training its network in ``workdir`` (``features_cnn/`` beside the cache);
+    other data sources do not use it.
 
     ``log`` takes the progress messages (one string each) of the CIFAR-10 feature CNN; by default
     they go to this module's :mod:`logging` logger at INFO level.
 
-    >>> from wsl_jax.zsl.config import synthetic_config
+    >>> from configs.zsl_base import synthetic_config
     >>> task = load_task(synthetic_config(), "/tmp/unused")
     >>> task.features["train"].shape[1], len(task.unseen_classes)
     (16, 3)
@@ -189,7 +190,10 @@ def _cifar10_task(config, workdir, log, cnn_features):
                 "CIFAR-10 features: train through train.py (wsl_jax.train.zero_shot), or pass "
                 "cnn_features=wsl_jax.train.feature_cnn.cifar10_cnn_features."
             )
-        arrays = cnn_features(config, seen, val_classes, log)
+        # The CNN's own run (checkpoints, logs) lives beside the cache: ``features_cnn/``.
+        arrays = cnn_features(
+            config, seen, val_classes, log, workdir=cache.with_name(cache.stem + "_cnn")
+        )
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_name(cache.stem + ".tmp.npz")
         np.savez(tmp, settings=np.array(settings), **arrays)

@@ -113,12 +113,14 @@ def load_run(workdir):
       >>> config.model.backbone, sorted(variables)
       ('small_cnn', ['batch_stats', 'params'])
     """
-    
+
     workdir = Path(workdir).expanduser()
     config = read_run_config(workdir)
     model, _ = build_from_config(config)
     best_file = workdir / "best.json"  # Its checksums verify best/ (runs made by hand have none).
-    variables = restore_best(workdir, json.loads(best_file.read_text()) if best_file.exists() else {})
+    variables = restore_best(
+        workdir, json.loads(best_file.read_text()) if best_file.exists() else {}
+    )
     return config, model, variables
 
 

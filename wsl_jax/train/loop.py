@@ -27,45 +27,26 @@ Example (a global batch of 32 on the ``"data"`` mesh: each of the 8 devices hold
 from __future__ import annotations
 
 import functools
-import json
-import logging
-import time
 from pathlib import Path
 
-import grain
 import jax
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
-from tqdm.auto import tqdm
 
 from wsl_jax.data import make_eval_dataset, make_global_batch, make_train_dataset
 from wsl_jax.data.catalog import open_splits, pipeline_options
 from wsl_jax.metrics import classification_metrics
 from wsl_jax.models import build_model
-from wsl_jax.train.checkpoints import (
-    best_record,
-    checkpoint_record,
-    restore_best,
-    verify_restored,
-)
-from wsl_jax.train.guard import StepGuard, all_finite, run_guard
-from wsl_jax.train.metric_writers import MetricWriter
+from wsl_jax.train.checkpoints import restore_best
+from wsl_jax.train.guard import all_finite
 from wsl_jax.train.objectives import make_objective
 from wsl_jax.train.optim import make_optimizer
 from wsl_jax.train.pretrained import load_pretrained_backbone
+from wsl_jax.train.runner import Schedule, TaskRun, run
 from wsl_jax.train.state import TrainState, create_train_state, data_mesh
-from wsl_jax.train.workdir import (
-    check_config,
-    record_config,
-    restore_newest_readable,
-    write_atomically,
-)
-
-log = logging.getLogger(__name__)
 
 _BATCH_FIELDS = ("image", "labels", "valid")
 
@@ -233,48 +214,6 @@ def _check_config(config, num_devices: int) -> None:
         raise ValueError(f"train.steps must be >= 1, got {config.train.steps}.")
 
 
-def _checkpoint_manager(workdir: Path, config) -> ocp.CheckpointManager:
-    options = ocp.CheckpointManagerOptions(max_to_keep=config.train.keep_checkpoints, create=True)
-    return ocp.CheckpointManager((workdir / "checkpoints").absolute(), options=options)
-
-
-def _save(manager, step, state, train_iter, reference_loss):
-    record = checkpoint_record(state, reference_loss, data_position=train_iter.get_state())
-    manager.save(
-        step,
-        args=ocp.args.Composite(
-            state=ocp.args.StandardSave(state),
-            data=grain.checkpoint.CheckpointSave(train_iter),
-            record=ocp.args.JsonSave(record),
-        ),
-    )
-
-
-def _check_process_count(workdir: Path, manager: ocp.CheckpointManager) -> None:
-    """Checkpoints hold one data-iterator state per process: resume only with as many processes."""
-    record = workdir / "processes.json"
-    if manager.latest_step() is not None:
-        saved = json.loads(record.read_text())["process_count"] if record.exists() else 1
-        if saved != jax.process_count():
-            raise ValueError(
-                f"workdir {workdir} holds checkpoints of a run with {saved} process(es) but this "
-                f"run has {jax.process_count()}: resume with --num_processes={saved}, or use a new "
-                "--workdir."
-            )
-    if jax.process_index() == 0:
-        write_atomically(record, json.dumps({"process_count": jax.process_count()}))
-
-
-def _checked(guard: StepGuard, manager: ocp.CheckpointManager, writer: MetricWriter) -> np.ndarray:
-    """``guard.check()``; on a bad step, finishes pending checkpoint writes and the metric files first."""
-    try:
-        return guard.check()
-    except FloatingPointError:
-        manager.wait_until_finished()
-        writer.close()
-        raise
-
-
 def _open_splits_in_turn(data_config) -> dict:
     """``open_splits`` on process 0 first (it may build the data set), then on the others."""
     if jax.process_index() != 0:
@@ -285,13 +224,88 @@ def _open_splits_in_turn(data_config) -> dict:
     return sources
 
 
-def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dict:
+def prepare(config, workdir: Path) -> TaskRun:
+    """The weakly supervised task of ``config`` for :func:`~wsl_jax.train.runner.run`: its data
+    (built on first use), model, initial state (with pretrained weights if the config names them),
+    step, validation mAP and the final test evaluation of the selected variables."""
+    mesh = data_mesh()
+    sources = _open_splits_in_turn(config.data)
+    image_size = tuple(config.data.image_size)
+    train_iter = iter(
+        make_train_dataset(
+            sources["train"],
+            batch_size=config.train.batch_size // jax.process_count(),
+            seed=config.seed,
+            random_flip=config.data.random_flip,
+            crop_padding=config.data.crop_padding,
+            image_size=image_size,
+            **pipeline_options(config.data),
+        )
+    )
+    model, tx = build_from_config(config)
+    channels = np.asarray(sources["train"][0]["image"]).shape[-1]
+    state = create_train_state(
+        model,
+        tx,
+        (1, *image_size, channels),
+        jax.random.fold_in(jax.random.key(config.seed), 0),
+        mesh,
+    )
+    if config.model.get("pretrained"):
+        state = load_pretrained_backbone(
+            state,
+            tx,
+            config.model.pretrained,
+            backbone=config.model.backbone,
+            **dict(config.model.get("backbone_kwargs", {})),
+        )
+    predict = make_predict(model)
+
+    def next_batch(_):
+        host_batch = next(train_iter)
+        return make_global_batch({k: host_batch[k] for k in _BATCH_FIELDS}, mesh)
+
+    def validate(state):
+        val = evaluate_split(predict, state.params, state.batch_stats, sources["val"], config, mesh)
+        return {"val_mAP": val["mAP"]}
+
+    def finish(state, best):
+        abstract = {"params": state.params, "batch_stats": state.batch_stats}
+        selected = restore_best(workdir, best, abstract)
+        test = evaluate_split(
+            predict, selected["params"], selected["batch_stats"], sources["test"], config, mesh
+        )
+        return {
+            "best_val_mAP": best["value"],
+            "best_step": best["step"],
+            "test_mAP": test["mAP"],
+            "test_AP": test["AP"],
+            "test_examples": test["num_examples"],
+            **{f"test_{k}": test[k] for k in ("top1", "mean_class_accuracy") if k in test},
+            "steps": config.train.steps,
+        }
+
+    t = config.train
+    return TaskRun(
+        state=state,
+        train_step=make_train_step(model, tx, make_objective(config.loss), mesh),
+        next_batch=next_batch,
+        validate=validate,
+        selection="val_mAP",
+        finish=finish,
+        schedule=Schedule(t.steps, t.log_every, t.eval_every, t.checkpoint_every),
+        data_iterator=train_iter,
+    )
+
+
+def train_and_evaluate(config, workdir, *, stop_after_steps: int | None = None) -> dict:
     """Trains the model of ``config`` in ``workdir`` (resuming it if it holds checkpoints).
 
     Returns the summary: best validation mAP and its step, test mAP of the selected parameters.
-    With ``stop_after``, stops once that many steps are done, with a checkpoint there, and returns
-    ``{"stopped_at": step, "steps": train.steps}``; calling it again continues (e.g. to fit a run
-    into the time slots of a cluster).
+    With ``stop_after_steps``, stops once that many steps are done, with a checkpoint there, and
+    returns ``{"stopped_at": step, "steps": train.steps}``; calling it again continues (e.g. to fit
+    a run into the time slots of a cluster). The run itself (checkpoints, guard, logs, selection)
+    is :func:`wsl_jax.train.runner.run`; this module supplies the task (:func:`prepare`).
 
     A whole run takes minutes: ``python train.py --config configs/digits_weldon.py --workdir
     /tmp/wsl_digits``. Bad configs, and a workdir holding a run of another config, are refused; a
@@ -313,134 +327,6 @@ def train_and_evaluate(config, workdir, *, stop_after: int | None = None) -> dic
       >>> sorted(p.name for p in Path(workdir).iterdir())
       []
     """
-    workdir = Path(workdir).expanduser()
-    workdir.mkdir(parents=True, exist_ok=True)
-    is_main = jax.process_index() == 0
-    mesh = data_mesh()
     _check_config(config, jax.device_count())
-    check_config(config, workdir)  # Refused early; config.json is written once the run has started.
-
-    sources = _open_splits_in_turn(config.data)
-    image_size = tuple(config.data.image_size)
-    train_iter = iter(
-        make_train_dataset(
-            sources["train"],
-            batch_size=config.train.batch_size // jax.process_count(),
-            seed=config.seed,
-            random_flip=config.data.random_flip,
-            crop_padding=config.data.crop_padding,
-            image_size=image_size,
-            **pipeline_options(config.data),
-        )
-    )
-
-    model, tx = build_from_config(config)
-    channels = np.asarray(sources["train"][0]["image"]).shape[-1]
-    state = create_train_state(
-        model,
-        tx,
-        (1, *image_size, channels),
-        jax.random.fold_in(jax.random.key(config.seed), 0),
-        mesh,
-    )
-    if config.model.get("pretrained"):
-        state = load_pretrained_backbone(
-            state,
-            tx,
-            config.model.pretrained,
-            backbone=config.model.backbone,
-            **dict(config.model.get("backbone_kwargs", {})),
-        )
-    manager = _checkpoint_manager(workdir, config)
-    _check_process_count(workdir, manager)
-    restored, start = restore_newest_readable(
-        manager,
-        ocp.args.Composite(
-            state=ocp.args.StandardRestore(state),
-            data=grain.checkpoint.CheckpointRestore(train_iter),
-            record=ocp.args.JsonRestore(),
-        ),
-        verify=lambda restored, step: verify_restored(
-            restored["state"], restored["record"], step, data_position=train_iter.get_state()
-        ),
-    )
-    reference_loss = None
-    if restored is not None:
-        state, reference_loss = restored["state"], restored["record"]["reference_loss"]
-        log.info("resumed from step %d", start)
-    record_config(config, workdir)  # The run has validly started: it owns the workdir now.
-    train_step = make_train_step(model, tx, make_objective(config.loss), mesh)
-    predict = make_predict(model)
-    writer = MetricWriter(workdir, resume_step=start)
-    best_path = workdir / "best.json"
-    best = json.loads(best_path.read_text()) if best_path.exists() else {"mAP": -1.0, "step": 0}
-    checkpointer = ocp.StandardCheckpointer()
-    guard = run_guard(config.train, manager, reference_loss=reference_loss)
-
-    total = config.train.steps
-    stop = total if stop_after is None else max(min(stop_after, total), start)
-    started = time.perf_counter()
-    bar = tqdm(
-        range(start, stop),
-        initial=start,
-        total=total,
-        desc="train",
-        unit="step",
-        disable=not (config.get("progress_bar", True) and is_main),
-    )
-    for step in bar:
-        host_batch = next(train_iter)
-        batch = make_global_batch({k: host_batch[k] for k in _BATCH_FIELDS}, mesh)
-        state, step_metrics = train_step(state, batch)
-        done = step + 1
-        guard.add(done, step_metrics)  # Every step is checked when metrics are read next.
-        if done % config.train.log_every == 0 or done == total:
-            loss = float(_checked(guard, manager, writer)[-1])
-            bar.set_postfix(loss=f"{loss:.4f}")
-            writer.write(
-                done,
-                loss=loss,
-                grad_norm=float(step_metrics["grad_norm"]),
-                steps_per_s=(done - start) / (time.perf_counter() - started),
-            )
-        if done % config.train.eval_every == 0 or done == total:
-            _checked(guard, manager, writer)  # Never evaluate (or select) a diverged state.
-            val = evaluate_split(
-                predict, state.params, state.batch_stats, sources["val"], config, mesh
-            )
-            writer.write(done, val_mAP=val["mAP"])
-            if val["mAP"] > best["mAP"]:  # Model selection on validation, never on test.
-                selected = {"params": state.params, "batch_stats": state.batch_stats}
-                best = best_record({"mAP": val["mAP"], "step": done}, selected)
-                checkpointer.save((workdir / "best").absolute(), selected, force=True)
-                checkpointer.wait_until_finished()
-                if is_main:
-                    write_atomically(best_path, json.dumps(best))
-        if done % config.train.checkpoint_every == 0 or done in (stop, total):
-            _checked(guard, manager, writer)  # Never checkpoint a diverged state.
-            _save(manager, done, state, train_iter, guard.reference_loss)
-    bar.close()
-    manager.wait_until_finished()
-    if stop < total:
-        writer.close()
-        return {"stopped_at": stop, "steps": total}
-
-    abstract = {"params": state.params, "batch_stats": state.batch_stats}
-    selected = restore_best(workdir, best, abstract)
-    test = evaluate_split(
-        predict, selected["params"], selected["batch_stats"], sources["test"], config, mesh
-    )
-    summary = {
-        "best_val_mAP": best["mAP"],
-        "best_step": best["step"],
-        "test_mAP": test["mAP"],
-        "test_AP": test["AP"],
-        "test_examples": test["num_examples"],
-        **{f"test_{k}": test[k] for k in ("top1", "mean_class_accuracy") if k in test},
-        "steps": total,
-    }
-    writer.write(total, **{k: v for k, v in summary.items() if k != "test_AP"})
-    writer.close()
-    if is_main:
-        (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
+    workdir = Path(workdir).expanduser()
+    return run(config, workdir, lambda: prepare(config, workdir), stop_after=stop_after_steps)

@@ -96,6 +96,4 @@ def load_pretrained_backbone(
 def _shapes(tree) -> dict:
     """``{path string: shape}`` of the leaves of ``tree``, whatever its mapping types."""
     leaves = jax.tree_util.tree_flatten_with_path(tree)[0]
-    return {
-        "/".join(str(getattr(k, "key", k)) for k in path): tuple(x.shape) for path, x in leaves
-    }
+    return {"/".join(str(getattr(k, "key", k)) for k in path): tuple(x.shape) for path, x in leaves}

@@ -19,52 +19,38 @@ curves, never used for selection).
 An interrupted run (rerunning it in the same workdir resumes it):
 
 >>> import os, tempfile
->>> from wsl_jax.zsl.config import synthetic_config
+>>> from configs.zsl_base import synthetic_config
 >>> from wsl_jax.train.zero_shot import train_and_evaluate_zsl
 >>> c, w = synthetic_config(), tempfile.mkdtemp()
 >>> c.train.epochs = c.train.eval_every = 2
 >>> c.train.num_devices = 1
->>> train_and_evaluate_zsl(c, w, stop_after_epochs=1), sorted(os.listdir(w))
-({'interrupted_after_epoch': 1}, ['checkpoints', 'config.json', 'metrics.jsonl', 'tensorboard'])
+>>> train_and_evaluate_zsl(c, w, stop_after_steps=7), sorted(os.listdir(w))
+({'stopped_at': 7, 'steps': 14}, ['checkpoints', 'config.json', 'metrics.jsonl', 'tensorboard'])
 """
 
 from __future__ import annotations
 
 import functools
 import json
-import time
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
-from tqdm.auto import tqdm
 
 from wsl_jax.data import make_global_batch
 from wsl_jax.data.zsl_splits import trainval_task
 from wsl_jax.data.zsl_tasks import load_task
-from wsl_jax.train.checkpoints import (
-    best_record,
-    checkpoint_record,
-    restore_best,
-    verify_restored,
-)
+from wsl_jax.train.checkpoints import restore_best
 from wsl_jax.train.feature_cnn import cifar10_cnn_features
-from wsl_jax.train.guard import all_finite, run_guard
-from wsl_jax.train.metric_writers import MetricWriter
+from wsl_jax.train.guard import all_finite
+from wsl_jax.train.runner import Schedule, TaskRun, run
 from wsl_jax.train.state import TrainState
 from wsl_jax.train.state import data_mesh as make_mesh
-from wsl_jax.train.workdir import (
-    check_config,
-    read_run_config,
-    record_config,
-    restore_newest_readable,
-    write_atomically,
-)
+from wsl_jax.train.workdir import read_run_config
 from wsl_jax.zsl.mining import make_miner, make_pairs, mining_options
 from wsl_jax.zsl.model import _distances, init_metric_params, pair_loss
 from wsl_jax.zsl.protocol import (
@@ -154,28 +140,7 @@ def _init_state(config, task, tx, mesh):
     return jax.device_put(state, NamedSharding(mesh, P()))
 
 
-def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = None) -> dict:
-    """Trains the metric model of ``config`` in ``workdir`` (resuming it), selects it on
-    validation and evaluates it on test; returns (and writes) the summary.
-
-    ``stop_after_epochs`` ends this call after that many epochs (an interruption, for tests).
-
-    Example (the synthetic task, 3 epochs on every device)::
-
-        >>> import tempfile
-        >>> from wsl_jax.zsl.config import synthetic_config
-        >>> w = tempfile.mkdtemp()
-        >>> s = train_and_evaluate_zsl(synthetic_config(), w)
-        >>> s["epochs"], s["val_metric"], 0.0 <= s["zsl_unseen_acc"] <= 1.0
-        (3, 'val_zsl_acc', True)
-        >>> evaluate_zsl_workdir(w)["zsl_unseen_acc"] == s["zsl_unseen_acc"]
-        True
-    """
-    workdir = Path(workdir).expanduser()
-    workdir.mkdir(parents=True, exist_ok=True)
-    check_config(config, workdir)  # Refused early; config.json is written once the run has started.
-    mesh = make_mesh(config.train.num_devices)
-    num_devices = mesh.shape["data"]
+def _check_config(config, num_devices: int) -> None:
     batch_size = config.train.batch_size
     if batch_size < 1 or batch_size % num_devices:
         raise ValueError(
@@ -185,11 +150,36 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
     if config.train.epochs < 1:
         raise ValueError(f"config.train.epochs must be >= 1, got {config.train.epochs}.")
     mining_options(config.zsl, steps_per_epoch=1)  # Unknown schemes fail before any heavy work.
-    verbose = config.get("progress_bar", True)
+
+
+def _epoch_batches(x, y, *, batch_size: int, seed: int, mesh):
+    """``next_batch(step)``: epoch ``e = step // steps_per_epoch`` visits the examples in the order
+    ``default_rng([seed, e]).permutation`` (the remainder dropped), so any step's batch is known."""
+    steps_per_epoch = len(x) // batch_size
+    orders: dict[int, np.ndarray] = {}
+
+    def next_batch(step):
+        epoch, i = divmod(step, steps_per_epoch)
+        if epoch not in orders:
+            orders.clear()
+            orders[epoch] = np.random.default_rng([seed, epoch]).permutation(len(x))
+        idx = orders[epoch][i * batch_size : (i + 1) * batch_size]
+        idx = idx.reshape(jax.process_count(), -1)[jax.process_index()]  # this host's rows
+        return make_global_batch({"x": x[idx], "y": y[idx]}, mesh)
+
+    return next_batch
+
+
+def prepare(config, workdir: Path) -> TaskRun:
+    """The zero-shot task of ``config`` for :func:`~wsl_jax.train.runner.run`: its features (computed
+    once into ``workdir``), metric model, mining step, validation metric and final evaluation."""
+    mesh = make_mesh(config.train.num_devices)
+    _check_config(config, mesh.shape["data"])
+    batch_size = config.train.batch_size
     task = load_task(
         config,
         workdir,
-        log=None if verbose else (lambda *_: None),  # None: the module's logger
+        log=None if config.get("progress_bar", True) else (lambda *_: None),  # None: the logger
         cnn_features=cifar10_cnn_features,
     )
     x_train = task.features["train"]
@@ -202,7 +192,6 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
             f"config.train.batch_size={batch_size} exceeds the {len(x_train)} training examples."
         )
     train_attributes = jax.device_put(task.attributes[task.train_classes], NamedSharding(mesh, P()))
-
     tx = optax.adamw(config.optimizer.learning_rate, weight_decay=config.optimizer.weight_decay)
     options, schedule = mining_options(config.zsl, steps_per_epoch=steps_per_epoch)
     step_fn = make_zsl_train_step(
@@ -215,120 +204,76 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_epochs: int | None = N
         seed=config.seed,
         hard_fraction=schedule,
     )
-    state = _init_state(config, task, tx, mesh)
-    manager = ocp.CheckpointManager(
-        (workdir / "checkpoints").absolute(),
-        options=ocp.CheckpointManagerOptions(
-            max_to_keep=config.train.keep_checkpoints, create=True
+
+    def validate(state):
+        name, value = validation_metric(task, _score(state.params, task, config, _VAL_SPLITS))
+        values = {name: value}
+        if config.train.get("log_test_curve", False):  # Learning curves only.
+            test = _score(state.params, task, config, _TEST_SPLITS)
+            values["test_zsl_unseen_acc"] = metrics_on_test(task, test, calibration=0.0)[
+                "zsl_unseen_acc"
+            ]
+        return values
+
+    def finish(state, best):
+        retrained = _retrain_on_trainval(config, workdir, best["epoch"])  # GBU phase 2, or None
+        summary = _final_evaluation(config, task, workdir, state.params) | (retrained or {})
+        return summary | {
+            "best_val_metric": best["value"],
+            "best_epoch": best["epoch"],
+            "epochs": config.train.epochs,
+            "steps": config.train.epochs * steps_per_epoch,
+            "scheme": config.zsl.scheme,
+            "num_devices": mesh.shape["data"],
+        }
+
+    t = config.train
+    return TaskRun(
+        state=_init_state(config, task, tx, mesh),
+        train_step=lambda state, batch: step_fn(state, batch["x"], batch["y"], train_attributes),
+        next_batch=_epoch_batches(
+            x_train, y_train, batch_size=batch_size, seed=config.seed, mesh=mesh
         ),
+        validate=validate,
+        selection=None,  # The first value: the task's validation metric.
+        finish=finish,
+        schedule=Schedule(
+            total_steps=t.epochs * steps_per_epoch,
+            log_every=steps_per_epoch,
+            eval_every=t.eval_every * steps_per_epoch,
+            checkpoint_every=t.checkpoint_every * steps_per_epoch,
+            steps_per_epoch=steps_per_epoch,
+        ),
+        selected=lambda state: state.params,
+        reduce_loss=lambda losses: float(np.mean(losses)),
+        description="zsl train",
     )
-    restored, start_step = restore_newest_readable(
-        manager,
-        ocp.args.Composite(state=ocp.args.StandardRestore(state), record=ocp.args.JsonRestore()),
-        verify=lambda restored, step: verify_restored(restored["state"], restored["record"], step),
-    )
-    reference_loss = None
-    if restored is not None:
-        state, reference_loss = restored["state"], restored["record"]["reference_loss"]
-    if start_step % steps_per_epoch:
-        raise ValueError(
-            f"checkpoint step {start_step} is not at an epoch boundary "
-            f"({steps_per_epoch} steps per epoch): a different data set?"
-        )
-    record_config(config, workdir)  # The run has validly started: it owns the workdir now.
-    guard = run_guard(config.train, manager, reference_loss=reference_loss)
-    writer = MetricWriter(workdir, resume_step=start_step)
-    best_path = workdir / "best.json"
-    best = json.loads(best_path.read_text()) if best_path.exists() else {"value": -1.0, "epoch": 0}
-    checkpointer = ocp.StandardCheckpointer()
-
-    epochs = config.train.epochs
-    first = start_step // steps_per_epoch
-    last = epochs if stop_after_epochs is None else min(epochs, first + stop_after_epochs)
-    bar = tqdm(
-        total=epochs * steps_per_epoch,
-        initial=start_step,
-        desc="zsl train",
-        unit="step",
-        disable=not verbose,
-    )
-    started = time.perf_counter()
-    for epoch in range(first, last):
-        order = np.random.default_rng([config.seed, epoch]).permutation(len(x_train))
-        for i in range(steps_per_epoch):
-            idx = order[i * batch_size : (i + 1) * batch_size]
-            idx = idx.reshape(jax.process_count(), -1)[jax.process_index()]  # this host's rows
-            batch = make_global_batch({"x": x_train[idx], "y": y_train[idx]}, mesh)
-            state, step_metrics = step_fn(state, batch["x"], batch["y"], train_attributes)
-            # Bounds the steps in flight (unbounded, 8 CPU devices hang: see wsl_jax.train.guard).
-            guard.add(epoch * steps_per_epoch + i + 1, step_metrics)
-            bar.update(1)
-        done = epoch + 1
-        try:  # Every step checked before anything is logged, evaluated or saved.
-            loss = float(np.mean(guard.check()))
-        except FloatingPointError:
-            manager.wait_until_finished()
-            writer.close()
-            raise
-        bar.set_postfix(loss=f"{loss:.4f}")
-        step = done * steps_per_epoch
-        writer.write(
-            step,
-            epoch=done,
-            loss=loss,
-            grad_norm=float(step_metrics["grad_norm"]),
-            epochs_per_s=(done - first) / (time.perf_counter() - started),
-        )
-        if done % config.train.eval_every == 0 or done == epochs:
-            scores = _score(state.params, task, config, ("val_seen", "val_unseen"))
-            name, value = validation_metric(task, scores)
-            record = {name: value}
-            if config.train.get("log_test_curve", False):  # Learning curves only.
-                test = _score(state.params, task, config, ("test_seen", "test_unseen"))
-                record["test_zsl_unseen_acc"] = metrics_on_test(task, test, calibration=0.0)[
-                    "zsl_unseen_acc"
-                ]
-            writer.write(step, epoch=done, **record)
-            if value > best["value"]:  # Model selection on validation, never on test.
-                best = best_record({"value": value, "epoch": done, "metric": name}, state.params)
-                checkpointer.save((workdir / "best").absolute(), state.params, force=True)
-                checkpointer.wait_until_finished()
-                if jax.process_index() == 0:
-                    write_atomically(best_path, json.dumps(best))
-        if done % config.train.checkpoint_every == 0 or done == epochs:
-            record = checkpoint_record(state, guard.reference_loss)
-            manager.save(
-                step,
-                args=ocp.args.Composite(
-                    state=ocp.args.StandardSave(state), record=ocp.args.JsonSave(record)
-                ),
-            )
-    bar.close()
-    manager.wait_until_finished()
-    if last < epochs:
-        writer.close()
-        return {"interrupted_after_epoch": last}
-
-    retrained = _retrain_on_trainval(config, workdir, best["epoch"])  # GBU phase 2, or None
-    summary = _final_evaluation(config, task, workdir, state.params) | (retrained or {})
-    summary |= {
-        "best_val_metric": best["value"],
-        "best_epoch": best["epoch"],
-        "epochs": epochs,
-        "steps": epochs * steps_per_epoch,
-        "scheme": config.zsl.scheme,
-        "num_devices": num_devices,
-    }
-    writer.write(
-        epochs * steps_per_epoch,
-        **{k: v for k, v in summary.items() if not k.startswith("per_class")},
-    )
-    writer.close()
-    if jax.process_index() == 0:
-        (workdir / "summary.json").write_text(json.dumps(summary, indent=2))
-    return summary
 
 
+def train_and_evaluate_zsl(config, workdir, *, stop_after_steps: int | None = None) -> dict:
+    """Trains the metric model of ``config`` in ``workdir`` (resuming it), selects it on
+    validation and evaluates it on test; returns (and writes) the summary.
+
+    ``stop_after_steps`` ends this call after that many steps, with a checkpoint there; the same
+    call again continues. The run itself (checkpoints, guard, logs, selection) is
+    :func:`wsl_jax.train.runner.run`; this module supplies the task (:func:`prepare`).
+
+    Example (the synthetic task, 3 epochs on every device)::
+
+        >>> import tempfile
+        >>> from configs.zsl_base import synthetic_config
+        >>> w = tempfile.mkdtemp()
+        >>> s = train_and_evaluate_zsl(synthetic_config(), w)
+        >>> s["epochs"], s["val_metric"], 0.0 <= s["zsl_unseen_acc"] <= 1.0
+        (3, 'val_zsl_acc', True)
+        >>> evaluate_zsl_workdir(w)["zsl_unseen_acc"] == s["zsl_unseen_acc"]
+        True
+    """
+    workdir = Path(workdir).expanduser()
+    return run(config, workdir, lambda: prepare(config, workdir), stop_after=stop_after_steps)
+
+
+_VAL_SPLITS = ("val_seen", "val_unseen")
 _TEST_SPLITS = ("test_seen", "test_unseen")
 
 
@@ -364,7 +309,7 @@ def _final_evaluation(config, task, workdir, abstract_params) -> dict:
             "num_examples": {k: len(v) for k, v in task.labels.items()},
         }
     params = restore_best(workdir, _best_json(workdir), abstract_params)
-    scores = _score(params, task, config, ("val_seen", "val_unseen"))
+    scores = _score(params, task, config, _VAL_SPLITS)
     name, _ = validation_metric(task, scores)
     gamma, val_gzsl = calibrate_on_validation(task, scores)  # Phase 1's model, held-out data.
     protocol = protocol_of(config)

@@ -5,11 +5,12 @@ pair loss, Flax module), ``mining`` (negative-pair schemes), ``evaluation`` (ZSL
 metrics), ``eszsl`` (closed-form baseline). Public names are re-exported here explicitly.
 
 Also here, imported by module and not re-exported: ``protocol`` (validation-only selection and
-calibration, the GBU retraining config, test metrics, on a task structure) and ``config`` (default
-settings). Nothing here imports the trainer, the data pipeline or the models: zero-shot tasks
-(splits, CIFAR-10 and xlsa17 reading) live in :mod:`wsl_jax.data` (``zsl_splits``, ``zsl_tasks``),
-the features CNN in :mod:`wsl_jax.models`, and the sharded, checkpointed loop in
-:mod:`wsl_jax.train.zero_shot` (reached from ``train.py`` when ``config.task == "zsl"``).
+calibration, the GBU retraining config, test metrics, on a task structure). Nothing here imports
+the trainer, the data pipeline or the models: zero-shot tasks (splits, CIFAR-10 and xlsa17
+reading) live in :mod:`wsl_jax.data` (``zsl_splits``, ``zsl_tasks``), the features CNN in
+:mod:`wsl_jax.models` (trained by :mod:`wsl_jax.train.feature_cnn`), the zero-shot task of the
+run skeleton in :mod:`wsl_jax.train.zero_shot` (reached from ``train.py`` when
+``config.task == "zsl"``), and the default settings in ``configs/zsl_base.py``.
 
 >>> import jax, jax.numpy as jnp
 >>> from wsl_jax import zsl

@@ -74,7 +74,7 @@ PROTOCOLS = ("gbu", "train_only")
 def protocol_of(config) -> str:
     """``config.protocol``, checked; ``"train_only"`` for configs from before the field existed.
 
-    >>> from wsl_jax.zsl.config import synthetic_config
+    >>> from configs.zsl_base import synthetic_config
     >>> protocol_of(synthetic_config())
     'gbu'
     """
@@ -91,7 +91,7 @@ def retrain_config(config, *, epochs: int, features_cache: str = ""):
     given and ``config.data`` has an empty ``features_cache``, points phase 2 at phase 1's
     cached features (CIFAR-10) so that they are not computed again.
 
-    >>> from wsl_jax.zsl.config import synthetic_config
+    >>> from configs.zsl_base import synthetic_config
     >>> c = retrain_config(synthetic_config(), epochs=2)
     >>> c.phase, c.train.epochs, c.train.eval_every, synthetic_config().get("phase", "select")
     ('retrain', 2, 2, 'select')

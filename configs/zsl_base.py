@@ -1,4 +1,4 @@
-"""Default settings of a zero-shot run (``config.task == "zsl"``), shared by ``configs/*zsl*.py``.
+"""Default settings of a zero-shot run (``config.task == "zsl"``), shared by the zero-shot configs.
 
 ``base_config()`` holds every field :func:`wsl_jax.train.zero_shot.train_and_evaluate_zsl` reads;
 the config files change what differs. Fields:
@@ -18,7 +18,7 @@ the config files change what differs. Fields:
   used for model selection).
 * ``eval.batch_size``; ``data`` and ``features``: see :mod:`wsl_jax.data.zsl_tasks`.
 
->>> from wsl_jax.zsl.config import base_config
+>>> from configs.zsl_base import base_config
 >>> c = base_config()
 >>> c.zsl.scheme = "semi_hard"  # what a config file changes
 >>> c.task, sorted(c)
