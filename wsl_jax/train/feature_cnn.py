@@ -68,6 +68,15 @@ def make_feature_cnn_step(model, tx, mesh):
     """The jitted step ``(state, batch) -> (state, metrics)`` of the features CNN: softmax
     cross-entropy on the ``batch["image"]`` (uint8) mirrored where ``batch["flip"]``; donates the
     state. ``metrics``: ``loss``, ``grad_norm`` and ``finite`` (see :class:`~wsl_jax.train.guard.StepGuard`).
+
+    >>> m, tx, mesh = FeatureCNN(num_classes=2, widths=(4,), feature_dim=3), optax.adam(1e-3), data_mesh(1)
+    >>> params = m.init(jax.random.key(0), jnp.zeros((1, 32, 32, 3)))["params"]
+    >>> state = TrainState(jnp.int32(0), params, {}, tx.init(params))
+    >>> batch = make_global_batch({"image": np.zeros((2, 32, 32, 3), np.uint8),
+    ...                            "label": np.array([0, 1]), "flip": np.array([True, False])}, mesh)
+    >>> state, metrics = make_feature_cnn_step(m, tx, mesh)(state, batch)
+    >>> int(state.step), sorted(metrics), bool(metrics["finite"])
+    (1, ['finite', 'grad_norm', 'loss'], True)
     """
     replicated = NamedSharding(mesh, P())
 

@@ -224,7 +224,7 @@ def _open_splits_in_turn(data_config) -> dict:
     return sources
 
 
-def prepare(config, workdir: Path) -> TaskRun:
+def _prepare(config, workdir: Path) -> TaskRun:
     """The weakly supervised task of ``config`` for :func:`~wsl_jax.train.runner.run`: its data
     (built on first use), model, initial state (with pretrained weights if the config names them),
     step, validation mAP and the final test evaluation of the selected variables."""
@@ -305,7 +305,7 @@ def train_and_evaluate(config, workdir, *, stop_after_steps: int | None = None) 
     With ``stop_after_steps``, stops once that many steps are done, with a checkpoint there, and
     returns ``{"stopped_at": step, "steps": train.steps}``; calling it again continues (e.g. to fit
     a run into the time slots of a cluster). The run itself (checkpoints, guard, logs, selection)
-    is :func:`wsl_jax.train.runner.run`; this module supplies the task (:func:`prepare`).
+    is :func:`wsl_jax.train.runner.run`; this module supplies the task.
 
     A whole run takes minutes: ``python train.py --config configs/digits_weldon.py --workdir
     /tmp/wsl_digits``. Bad configs, and a workdir holding a run of another config, are refused; a
@@ -329,4 +329,4 @@ def train_and_evaluate(config, workdir, *, stop_after_steps: int | None = None) 
     """
     _check_config(config, jax.device_count())
     workdir = Path(workdir).expanduser()
-    return run(config, workdir, lambda: prepare(config, workdir), stop_after=stop_after_steps)
+    return run(config, workdir, lambda: _prepare(config, workdir), stop_after=stop_after_steps)

@@ -23,28 +23,10 @@ evaluation; :func:`run` does the rest, the same way for all of them:
   continues; a killed run resumes from its newest checkpoint, bitwise;
 * **summary:** the task's ``finish`` gives it; it is logged and written to ``summary.json``.
 
-Example (a task in a few lines: a one-parameter model whose step halves the parameter; it is
-"validated" by ``-w²``, so the last evaluation is selected):
+A task in a few lines: the example of :func:`run`. The periodic actions, in steps:
 
->>> import tempfile
->>> import jax, jax.numpy as jnp, ml_collections
->>> from wsl_jax.train.state import TrainState
->>> config = ml_collections.ConfigDict({"seed": 0, "train": {"keep_checkpoints": 2}})
->>> def halve(state, batch):
-...     w = state.params["w"] * batch
-...     new = state.replace(step=state.step + 1, params={"w": w})
-...     return new, {"loss": w**2, "finite": jnp.isfinite(w), "grad_norm": 2 * w}
->>> task = TaskRun(
-...     state=TrainState(jnp.int32(0), {"w": jnp.float32(1.0)}, {}, ()),
-...     train_step=halve, next_batch=lambda step: jnp.float32(0.5),
-...     validate=lambda state: {"score": float(-state.params["w"] ** 2)}, selection="score",
-...     finish=lambda state, best: {"best_step": best["step"], "w": float(state.params["w"])},
-...     schedule=Schedule(total_steps=4, log_every=1, eval_every=2, checkpoint_every=2))
->>> workdir = tempfile.mkdtemp()
->>> run(config, workdir, lambda: task, stop_after=3)
-{'stopped_at': 3, 'steps': 4}
->>> run(config, workdir, lambda: task)  # The same call again continues from step 3.
-{'best_step': 4, 'w': 0.0625}
+>>> [done for done in range(1, 11) if is_due(done, 4, total=10)]  # e.g. checkpoint_every=4
+[4, 8, 10]
 """
 
 from __future__ import annotations
@@ -130,6 +112,11 @@ class TaskRun:
         when batches are a function of the step.
       reduce_loss: the logged ``loss`` from the losses since the last log (default: the last one).
       description: the progress bar's label.
+
+    >>> task = TaskRun(state=None, train_step=None, next_batch=None, validate=None,
+    ...                selection="val_mAP", finish=None, schedule=Schedule(10, 5, 5, 5))
+    >>> task.reduce_loss(np.array([0.5, 0.25])), task.data_iterator, task.description
+    (0.25, None, 'train')
     """
 
     state: Any
@@ -275,7 +262,30 @@ def run(config, workdir, prepare: Callable[[], TaskRun], *, stop_after: int | No
     ``stop_after``, the call ends once that many steps are done, with a checkpoint there, and returns
     ``{"stopped_at": step, "steps": total}``; calling it again continues. Reads
     ``config.train.keep_checkpoints``, ``config.train.divergence_factor`` and
-    ``config.progress_bar``. See the module docstring for an example.
+    ``config.progress_bar``.
+
+    Example (a task in a few lines: a one-parameter model whose step halves the parameter; it is
+    "validated" by ``-w²``, so the last evaluation is selected):
+
+    >>> import tempfile
+    >>> import jax, jax.numpy as jnp, ml_collections
+    >>> from wsl_jax.train.state import TrainState
+    >>> config = ml_collections.ConfigDict({"seed": 0, "train": {"keep_checkpoints": 2}})
+    >>> def halve(state, batch):
+    ...     w = state.params["w"] * batch
+    ...     new = state.replace(step=state.step + 1, params={"w": w})
+    ...     return new, {"loss": w**2, "finite": jnp.isfinite(w), "grad_norm": 2 * w}
+    >>> task = TaskRun(
+    ...     state=TrainState(jnp.int32(0), {"w": jnp.float32(1.0)}, {}, ()),
+    ...     train_step=halve, next_batch=lambda step: jnp.float32(0.5),
+    ...     validate=lambda state: {"score": float(-state.params["w"] ** 2)}, selection="score",
+    ...     finish=lambda state, best: {"best_step": best["step"], "w": float(state.params["w"])},
+    ...     schedule=Schedule(total_steps=4, log_every=1, eval_every=2, checkpoint_every=2))
+    >>> workdir = tempfile.mkdtemp()
+    >>> run(config, workdir, lambda: task, stop_after=3)
+    {'stopped_at': 3, 'steps': 4}
+    >>> run(config, workdir, lambda: task)  # The same call again continues from step 3.
+    {'best_step': 4, 'w': 0.0625}
     """
     if stop_after is not None and stop_after < 1:
         raise ValueError(f"stop_after must be >= 1 (steps), got {stop_after}.")

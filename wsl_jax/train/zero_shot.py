@@ -170,7 +170,7 @@ def _epoch_batches(x, y, *, batch_size: int, seed: int, mesh):
     return next_batch
 
 
-def prepare(config, workdir: Path) -> TaskRun:
+def _prepare(config, workdir: Path) -> TaskRun:
     """The zero-shot task of ``config`` for :func:`~wsl_jax.train.runner.run`: its features (computed
     once into ``workdir``), metric model, mining step, validation metric and final evaluation."""
     mesh = make_mesh(config.train.num_devices)
@@ -256,7 +256,7 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_steps: int | None = No
 
     ``stop_after_steps`` ends this call after that many steps, with a checkpoint there; the same
     call again continues. The run itself (checkpoints, guard, logs, selection) is
-    :func:`wsl_jax.train.runner.run`; this module supplies the task (:func:`prepare`).
+    :func:`wsl_jax.train.runner.run`; this module supplies the task.
 
     Example (the synthetic task, 3 epochs on every device)::
 
@@ -270,7 +270,7 @@ def train_and_evaluate_zsl(config, workdir, *, stop_after_steps: int | None = No
         True
     """
     workdir = Path(workdir).expanduser()
-    return run(config, workdir, lambda: prepare(config, workdir), stop_after=stop_after_steps)
+    return run(config, workdir, lambda: _prepare(config, workdir), stop_after=stop_after_steps)
 
 
 _VAL_SPLITS = ("val_seen", "val_unseen")
