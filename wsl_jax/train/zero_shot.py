@@ -66,7 +66,7 @@ from wsl_jax.train.workdir import (
     write_atomically,
 )
 from wsl_jax.zsl.mining import make_miner, make_pairs, mining_options
-from wsl_jax.zsl.model import _distances, init_metric_params, pair_loss
+from wsl_jax.zsl.model import distances, init_metric_params, pair_loss
 from wsl_jax.zsl.protocol import (
     calibrate_on_validation,
     metrics_on_test,
@@ -113,7 +113,7 @@ def make_zsl_train_step(
 
     @functools.partial(jax.jit, donate_argnums=0, out_shardings=(replicated, replicated))
     def step(state, x, y, attributes):
-        dist = jax.lax.stop_gradient(_distances(state.params, x, attributes))
+        dist = jax.lax.stop_gradient(distances(state.params, x, attributes))
         negatives = miner(
             dist,
             y,
