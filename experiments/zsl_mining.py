@@ -36,15 +36,15 @@ import numpy as np
 import wsl_jax
 from configs import cifar10_zsl
 from wsl_jax.data.cifar_mosaic import CIFAR10_CLASSES
+from wsl_jax.data.zsl_splits import trainval_task
+from wsl_jax.data.zsl_tasks import load_task
+from wsl_jax.train.zero_shot import train_and_evaluate_zsl
 from wsl_jax.zsl import eszsl_fit, eszsl_scores
 from wsl_jax.zsl.protocol import (
     calibrate_on_validation,
     metrics_on_test,
     validation_metric,
 )
-from wsl_jax.data.zsl_splits import trainval_task
-from wsl_jax.data.zsl_tasks import load_task
-from wsl_jax.train.zero_shot import train_and_evaluate_zsl
 
 SCHEMES = ("uniform", "hard", "semi_hard", "uncertain", "correlated", "mixture", "bootstrap")
 QUICK = {
