@@ -5,10 +5,20 @@ A small CNN trained on the training classes gives 128-d image features (cached i
 mining. Deer and ship are validation classes (held out of training, stand-ins for unseen classes
 for model selection and the GZSL calibration); 10 % of the other seen images are held out too.
 
+Data folders come from the environment or from overrides (``--config.data.dir=...``,
+``--config.data.class_vectors_dir=...``); a run without them stops with an error naming both:
+
+* ``$WSL_JAX_CIFAR10``: the archive ``cifar10-jpg.tar.gz`` (``config.data.dir``);
+* ``$WSL_JAX_ZSL_CLASS_VECTORS``: the folder of ``socher_wordTable.mat`` and
+  ``minilm_class_names.npy`` (``config.data.class_vectors_dir``).
+
+    export WSL_JAX_CIFAR10=/data/cifar10-jpg.tar.gz WSL_JAX_ZSL_CLASS_VECTORS=/data/zsl/cifar10
     python train.py --config configs/cifar10_zsl.py --workdir /tmp/zsl_cifar
     python train.py --config configs/cifar10_zsl.py --workdir /tmp/zsl_cifar_minilm \
         --config.zsl.class_vectors=minilm --config.zsl.scheme=uniform
 """
+
+import os
 
 import ml_collections
 
@@ -18,8 +28,8 @@ from configs.zsl_base import base_config
 def get_config() -> ml_collections.ConfigDict:
     config = base_config()
     config.data.name = "cifar10"
-    config.data.dir = "../shared/data/cifar10/cifar10-jpg.tar.gz"
-    config.data.class_vectors_dir = "../shared/data/zsl/cifar10"
+    config.data.dir = os.environ.get("WSL_JAX_CIFAR10", "")  # The cifar10-jpg.tar.gz archive.
+    config.data.class_vectors_dir = os.environ.get("WSL_JAX_ZSL_CLASS_VECTORS", "")
     config.data.unseen_classes = ("cat", "truck")
     config.data.val_classes = ("deer", "ship")
     config.data.val_fraction = 0.1

@@ -1,14 +1,16 @@
 """WILDCAT on an ImageNet-pretrained EfficientNet-Lite0, fine-tuned on real photographs, on a CPU.
 
 Data: ``cifar_mosaic/large224``, 224×224 canvases holding 1–4 real CIFAR-10 photographs each resized
-to 32–96 px (2,000 train / 300 validation / 500 test canvases, masks and boxes kept; built once from
-``../shared/data/cifar10/cifar10-jpg.tar.gz``, about a minute). Model: EfficientNet-Lite0 with the
-ImageNet weights of the ``pretrained`` extra (``config.model.pretrained = "packaged"``; inputs scaled
-``(x − 127) / 128`` as those weights expect), stride 32 → 7×7 regions, WILDCAT head with M = 4,
+to 32–96 px (2,000 train / 300 validation / 500 test canvases, masks and boxes kept; built once, about
+a minute, from the archive ``cifar10-jpg.tar.gz`` that ``$WSL_JAX_CIFAR10`` names; the build stops
+with an error saying so when it is unset). Model: EfficientNet-Lite0 with the ImageNet weights of
+the ``pretrained`` extra (``config.model.pretrained = "packaged"``; inputs scaled ``(x − 127) / 128``
+as those weights expect), stride 32 → 7×7 regions, WILDCAT head with M = 4,
 k⁺ = k⁻ = 0.2, α = 0.7. Adam lr 1e-3 with the backbone at 0.1× (the official recipe's ratio), batch 16,
 400 steps (3.2 epochs), cosine schedule, random flips and 8-pixel pad-and-crop.
 
     pip install -e ".[pretrained]"
+    export WSL_JAX_CIFAR10=/data/cifar10-jpg.tar.gz
     python train.py --config configs/cifar_mosaic_efficientnet.py --workdir /tmp/wsl_effnet \\
         && python evaluate.py --workdir /tmp/wsl_effnet
 

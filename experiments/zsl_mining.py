@@ -36,15 +36,15 @@ import numpy as np
 import wsl_jax
 from configs import cifar10_zsl
 from wsl_jax.data.cifar_mosaic import CIFAR10_CLASSES
+from wsl_jax.data.zsl_splits import trainval_task
+from wsl_jax.data.zsl_tasks import load_task
+from wsl_jax.train.zero_shot import train_and_evaluate_zsl
 from wsl_jax.zsl import eszsl_fit, eszsl_scores
 from wsl_jax.zsl.protocol import (
     calibrate_on_validation,
     metrics_on_test,
     validation_metric,
 )
-from wsl_jax.data.zsl_splits import trainval_task
-from wsl_jax.data.zsl_tasks import load_task
-from wsl_jax.train.zero_shot import train_and_evaluate_zsl
 
 SCHEMES = ("uniform", "hard", "semi_hard", "uncertain", "correlated", "mixture", "bootstrap")
 QUICK = {
@@ -148,12 +148,12 @@ def main(argv=None):
     parser.add_argument("--max-train-examples", type=int, default=0)
     parser.add_argument("--features-dir", default="", help="feature cache (default <out>/features)")
     parser.add_argument(
-        "--cifar-path", default="", help="cifar10-jpg.tar.gz (default: the config's data.dir)"
+        "--cifar-path", default="", help="cifar10-jpg.tar.gz (default: $WSL_JAX_CIFAR10)"
     )
     parser.add_argument(
         "--class-vectors-dir",
         default="",
-        help="folder of the CIFAR-10 class vectors (default: the config's data.class_vectors_dir)",
+        help="folder of the CIFAR-10 class vectors (default: $WSL_JAX_ZSL_CLASS_VECTORS)",
     )
     parser.add_argument("--quick", action="store_true", help="tiny budget (CI)")
     parser.add_argument(

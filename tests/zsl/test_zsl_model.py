@@ -190,6 +190,14 @@ def test_errors():
         predict(params, x, att, classes=jnp.array([0, C]))
 
 
+def test_shape_errors_are_raised_at_trace_time():
+    params, x, att = _problem()
+    with pytest.raises(ValueError, match=r"`x` must be \(B, 6\) image features"):
+        jax.jit(distances)(params, jnp.ones((B, D_FEAT + 1)), att)
+    with pytest.raises(ValueError, match="`pair_classes` and `pair_labels` must both be"):
+        jax.jit(lambda c: pair_loss(params, x, att, c, c))(jnp.zeros((B,), jnp.int32))
+
+
 def test_sharded_batch_loss_grads_and_predict():
     if jax.device_count() < 8:
         pytest.skip("needs 8 (virtual CPU) devices; set by the root conftest's XLA_FLAGS")

@@ -44,6 +44,11 @@ def load_cifar10(
     >>> data["train"][0].shape, data["train"][1].tolist(), data["test"][1].tolist()
     ((1, 32, 32, 3), [3], [8])
     """
+    if not path:
+        raise ValueError(
+            "no CIFAR-10 archive given: set config.data.dir (--config.data.dir=.../cifar10-jpg.tar.gz)"
+            " or, for configs/cifar10_zsl.py, the environment variable WSL_JAX_CIFAR10."
+        )
     archive = read_cifar_archive(path)
     rng = np.random.default_rng(seed)
     out = {}

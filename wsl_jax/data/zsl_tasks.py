@@ -122,6 +122,12 @@ def cifar10_class_vectors(kind: str, directory) -> np.ndarray:
     ...
     ValueError: config.zsl.class_vectors must be 'socher', 'minilm' or a .npy path, got 'glove'.
     """
+    if kind in ("socher", "minilm") and not directory:
+        raise ValueError(
+            f"no folder for the {kind!r} class vectors: set config.data.class_vectors_dir "
+            "(--config.data.class_vectors_dir=...) or, for configs/cifar10_zsl.py, the "
+            "environment variable WSL_JAX_ZSL_CLASS_VECTORS."
+        )
     directory = Path(directory).expanduser()
     if kind == "socher":
         mat = scipy.io.loadmat(directory / "socher_wordTable.mat")

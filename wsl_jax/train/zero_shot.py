@@ -52,7 +52,7 @@ from wsl_jax.train.state import TrainState
 from wsl_jax.train.state import data_mesh as make_mesh
 from wsl_jax.train.workdir import read_run_config
 from wsl_jax.zsl.mining import make_miner, make_pairs, mining_options
-from wsl_jax.zsl.model import _distances, init_metric_params, pair_loss
+from wsl_jax.zsl.model import distances, init_metric_params, pair_loss
 from wsl_jax.zsl.protocol import (
     calibrate_on_validation,
     metrics_on_test,
@@ -99,7 +99,7 @@ def make_zsl_train_step(
 
     @functools.partial(jax.jit, donate_argnums=0, out_shardings=(replicated, replicated))
     def step(state, x, y, attributes):
-        dist = jax.lax.stop_gradient(_distances(state.params, x, attributes))
+        dist = jax.lax.stop_gradient(distances(state.params, x, attributes))
         negatives = miner(
             dist,
             y,

@@ -124,23 +124,14 @@ def embed_images(params, x) -> jax.Array:
     >>> embed_images(params, jnp.array([[1., 1., 0.]]))
     Array([[1., 2.]], dtype=float32)
     """
-    _check_features(params, x)
-    return _embed(params, x)
-
-
-def _check_features(params, x):
-    x = jnp.asarray(x)
-    check_finite("x", x)
     layers = _hidden_layers(params)
+    x = jnp.asarray(x)
     expected = jnp.shape(layers[0]["kernel"] if layers else params["W"])[0]
     if x.ndim != 2 or x.shape[-1] != expected:
         raise ValueError(f"`x` must be (B, {expected}) image features, got shape {x.shape}.")
-
-
-@jax.jit
-def _embed(params, x):
+    check_finite("x", x)
     h = x
-    for layer in _hidden_layers(params):
+    for layer in layers:
         h = jax.nn.relu(h @ layer["kernel"] + layer["bias"])
     return h @ params["W"]
 
@@ -162,12 +153,11 @@ def embedded_distances(z, attributes, metric) -> jax.Array:
     Array([[25.,  1.]], dtype=float32)
     """
     z, attributes, metric = jnp.asarray(z), jnp.asarray(attributes), jnp.asarray(metric)
+    if z.ndim != 2 or metric.ndim != 2 or z.shape[-1] != metric.shape[-1]:
+        raise ValueError(
+            f"`z` (B, p) and `metric` (r, p) must share p, got shapes {z.shape} and {metric.shape}."
+        )
     check_attributes(attributes, attribute_dim=metric.shape[-1])
-    return _expanded_distances(z, attributes, metric)
-
-
-@jax.jit
-def _expanded_distances(z, attributes, metric):
     lz = z @ metric.T  # (B, r)
     la = attributes @ metric.T  # (C, r)
     sq = jnp.sum(lz * lz, -1)[:, None] - 2.0 * lz @ la.T + jnp.sum(la * la, -1)[None, :]
@@ -183,14 +173,7 @@ def distances(params, x, attributes) -> jax.Array:
     >>> distances(params, jnp.array([[1., 5.]]), jnp.array([[0., 0.], [1., -3.]]))
     Array([[1., 0.]], dtype=float32)
     """
-    _check_features(params, x)
-    check_attributes(attributes, attribute_dim=jnp.shape(params["W"])[-1])
-    return _distances(params, x, attributes)
-
-
-@jax.jit
-def _distances(params, x, attributes):
-    return _expanded_distances(_embed(params, x), attributes, params["L"])
+    return embedded_distances(embed_images(params, x), attributes, params["L"])
 
 
 def scores(params, x, attributes) -> jax.Array:
@@ -254,24 +237,17 @@ def pair_loss(
         y = jnp.where(y, 1.0, -1.0)
     elif is_concrete(y) and y.size and not np.all(np.isin(np.asarray(y), (-1, 1))):
         raise ValueError("`pair_labels` must be +1 / -1 (or bool).")
-    _check_features(params, x)
-    check_attributes(attributes, attribute_dim=jnp.shape(params["W"])[-1])
     if where is not None:
         where = jnp.asarray(where, bool)
         if where.shape != pair_classes.shape:
             raise ValueError(f"`where` must have shape {pair_classes.shape}, got {where.shape}.")
-    return _pair_loss(params, x, attributes, pair_classes, y, lam, where)
-
-
-@jax.jit
-def _pair_loss(params, x, attributes, pair_classes, y, lam, where):
-    z = _embed(params, x)  # (B, p)
+    z = embed_images(params, x)  # (B, p)
     # Pair terms are read off (B, C) matrices with take_along_axis rather than gathering
     # attributes[pair_classes]: a gather with batch-sharded indices fails under an
     # explicit-axes mesh, and the (B, C) distances are the ones mining uses anyway.
-    dist = jnp.take_along_axis(_expanded_distances(z, attributes, params["L"]), pair_classes, 1)
+    dist = jnp.take_along_axis(embedded_distances(z, attributes, params["L"]), pair_classes, 1)
     sq_err = jnp.take_along_axis(  # ‖φ(x) − a‖²
-        _expanded_distances(z, attributes, jnp.eye(z.shape[-1], dtype=z.dtype)), pair_classes, 1
+        embedded_distances(z, attributes, jnp.eye(z.shape[-1], dtype=z.dtype)), pair_classes, 1
     )
     f = params["b"] - dist
     y = y.astype(f.dtype)

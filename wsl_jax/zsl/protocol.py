@@ -55,7 +55,7 @@ import ml_collections
 import numpy as np
 
 from wsl_jax.zsl.evaluation import ausuc, choose_calibration, gzsl_metrics, zsl_accuracy
-from wsl_jax.zsl.model import _distances
+from wsl_jax.zsl.model import scores
 
 __all__ = [
     "PROTOCOLS",
@@ -107,9 +107,7 @@ def retrain_config(config, *, epochs: int, features_cache: str = ""):
     return out
 
 
-@jax.jit
-def _scores(params, x, attributes):
-    return params["b"] - _distances(params, x, attributes)
+_scores = jax.jit(scores)  # Argument checks at trace time, once per shape.
 
 
 def score_split(params, features, attributes, *, batch_size: int = 2048) -> np.ndarray:
