@@ -29,5 +29,6 @@ def test_quick_study_writes_results_and_plot(tmp_path):
     assert uniform["per_class_zsl"].keys() == {"cat", "truck"}
     assert uniform["protocol"] == "gbu" and 0.0 <= uniform["ausuc"] <= 1.0
     assert eszsl["coding"] == "pm1" and eszsl["protocol"] == "gbu"  # the paper's ±1 targets
-    # every scheme of a seed shares one feature file
-    assert [p.name for p in (out / "features").iterdir()] == ["seed0.npz"]
+    # every scheme of a seed shares one feature file (and the features CNN's run beside it)
+    assert sorted(p.name for p in (out / "features").iterdir()) == ["seed0.npz", "seed0_cnn"]
+    assert (out / "features" / "seed0_cnn" / "summary.json").is_file()
