@@ -138,6 +138,31 @@ def gzsl_metrics(
     >>> {k: round(float(v), 4) for k, v in m.items()}
     {'u': 1.0, 's': 0.0, 'H': 0.0}
     """
+    seen, unseen = _check_gzsl_inputs(
+        scores_seen_split,
+        labels_seen,
+        scores_unseen_split,
+        labels_unseen,
+        seen_classes,
+        unseen_classes,
+    )
+    out = _gzsl(
+        jnp.asarray(scores_seen_split),
+        jnp.asarray(labels_seen),
+        jnp.asarray(scores_unseen_split),
+        jnp.asarray(labels_unseen),
+        jnp.asarray(calibration, jnp.float32),
+        tuple(int(c) for c in seen),
+        tuple(int(c) for c in unseen),
+    )
+    return {key: out[key] for key in ("u", "s", "H")}  # jit returns dicts with sorted keys.
+
+
+def _check_gzsl_inputs(
+    scores_seen_split, labels_seen, scores_unseen_split, labels_unseen, seen_classes, unseen_classes
+):
+    """The argument checks of :func:`gzsl_metrics` (shapes, class ids, labels in their class sets);
+    returns the seen and unseen class ids."""
     num_classes = jnp.shape(scores_seen_split)[-1]
     if jnp.shape(scores_unseen_split)[-1] != num_classes:
         raise ValueError("Both score matrices must have the same number of class columns.")
@@ -157,16 +182,7 @@ def gzsl_metrics(
             outside = np.setdiff1d(np.asarray(lab), allowed)
             if outside.size:
                 raise ValueError(f"`{name}` contain classes {outside.tolist()} outside `{split}`.")
-    out = _gzsl(
-        jnp.asarray(scores_seen_split),
-        jnp.asarray(labels_seen),
-        jnp.asarray(scores_unseen_split),
-        jnp.asarray(labels_unseen),
-        jnp.asarray(calibration, jnp.float32),
-        tuple(int(c) for c in seen),
-        tuple(int(c) for c in unseen),
-    )
-    return {key: out[key] for key in ("u", "s", "H")}  # jit returns dicts with sorted keys.
+    return seen, unseen
 
 
 @functools.partial(jax.jit, static_argnums=(5, 6))
@@ -220,13 +236,13 @@ def choose_calibration(
     if grid.size == 0:
         raise ValueError("`grid` must hold at least one calibration value.")
     # Validate once on concrete values, then sweep the grid.
-    gzsl_metrics(
+    _check_gzsl_inputs(
         scores_seen_split,
         labels_seen,
         scores_unseen_split,
         labels_unseen,
-        seen_classes=seen_classes,
-        unseen_classes=unseen_classes,
+        seen_classes,
+        unseen_classes,
     )
     sweep = jax.vmap(
         lambda g: gzsl_metrics(
@@ -287,8 +303,7 @@ def seen_unseen_curve(
     """
     x_s, x_u = np.asarray(scores_seen_split), np.asarray(scores_unseen_split)
     y_s, y_u = np.asarray(labels_seen).reshape(-1), np.asarray(labels_unseen).reshape(-1)
-    # Same checks as gzsl_metrics (shapes, class ids, labels in their class sets).
-    gzsl_metrics(x_s, y_s, x_u, y_u, seen_classes=seen_classes, unseen_classes=unseen_classes)
+    _check_gzsl_inputs(x_s, y_s, x_u, y_u, seen_classes, unseen_classes)  # as gzsl_metrics
     if not (y_s.size and y_u.size):
         raise ValueError("Both the seen and the unseen split need at least one image.")
     if x_s.shape[0] != y_s.size or x_u.shape[0] != y_u.size:
