@@ -321,10 +321,13 @@ def _plot(runs, path, args):
     ax.set_xlabel("epoch")
     ax.set_ylabel("unseen test accuracy (%), mean over runs")
     ax.set_title(
-        f"CIFAR-10 zero-shot ({args.class_vectors} vectors"
-        + ("" if args.features == "cnn" else f", {args.features} ImageNet features")
-        + ")"
+        f"CIFAR-10 zero-shot ({args.class_vectors} vectors)"
         + (", 45 pairs" if args.pairs else ", unseen cat/truck")
+        + (
+            ""
+            if args.features == "cnn"
+            else f"\non {args.features} ImageNet features (not zero-shot)"
+        )
     )
     ax.grid(alpha=0.3)
     ax.legend()
