@@ -4,8 +4,12 @@
 as the weights expect (:data:`INPUT_SCALING`), runs the backbone in inference mode inside one jitted
 function and averages its last feature map over space: ``(N, num_features)`` float32, e.g. 1280-d
 for EfficientNet-Lite0. The last batch is padded to ``batch_size`` so that a single program is
-compiled. With ``variables=None`` the backbone's packaged ImageNet weights are read
-(:func:`~wsl_jax.models.pretrained_variables`, the ``pretrained`` extra).
+compiled, once per backbone and ``image_size`` (later calls reuse it). With ``variables=None``
+the backbone's packaged ImageNet weights are read (:func:`~wsl_jax.models.pretrained_variables`,
+the ``pretrained`` extra).
+
+Speed on a shared 2-core x86_64 CPU (EfficientNet-Lite0, batches of 64, 32×32 CIFAR-10 images):
+about 21 images/s at ``image_size=224``, 48 at 128, 62 at 96.
 
 Example (all-zero weights, to stay cheap; the default reads the ImageNet ones):
   >>> import jax, numpy as np
@@ -21,8 +25,9 @@ Example (all-zero weights, to stay cheap; the default reads the ImageNet ones):
 
 from __future__ import annotations
 
+import functools
+
 import jax
-import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -85,22 +90,13 @@ def pretrained_features(
         raise ValueError(
             f"`image_size` and `batch_size` must be positive, got {image_size} and {batch_size}."
         )
-    module = build_backbone(backbone)
     if variables is None:
         variables = pretrained_variables(backbone)
-    mean, std = (255.0 * np.asarray(v, np.float32) for v in INPUT_SCALING[backbone])
-
-    @jax.jit
-    def features(variables, batch):
-        x = jnp.asarray(batch, jnp.float32)
-        x = jax.image.resize(x, (x.shape[0], image_size, image_size, 3), "bilinear")
-        maps = module.apply(variables, (x - mean) / std, train=False)
-        return maps.mean(axis=(1, 2))
-
+    features = _jitted_features(backbone, image_size)
     out = []
     bar = tqdm(total=len(images), desc=f"{backbone} features", unit="img", disable=not progress)
     for start in range(0, len(images), batch_size):
-        batch = np.asarray(images[start : start + batch_size])
+        batch = np.asarray(images[start : start + batch_size], np.float32)  # one dtype: one trace
         n = len(batch)
         if n < batch_size:  # One compiled shape: pad the last batch.
             batch = np.concatenate(
@@ -110,5 +106,20 @@ def pretrained_features(
         bar.update(n)
     bar.close()
     if not out:
-        return np.zeros((0, module.num_features), np.float32)
+        return np.zeros((0, build_backbone(backbone).num_features), np.float32)
     return np.concatenate(out).astype(np.float32)
+
+
+@functools.cache
+def _jitted_features(backbone: str, image_size: int):
+    """``features(variables, batch)``, jitted once per backbone and size (later calls reuse it)."""
+    module = build_backbone(backbone)
+    mean, std = (255.0 * np.asarray(v, np.float32) for v in INPUT_SCALING[backbone])
+
+    @jax.jit
+    def features(variables, batch):
+        x = jax.image.resize(batch, (batch.shape[0], image_size, image_size, 3), "bilinear")
+        maps = module.apply(variables, (x - mean) / std, train=False)
+        return maps.mean(axis=(1, 2))
+
+    return features
