@@ -18,6 +18,13 @@ also holds the feature files and the training workdirs; an interrupted study res
         --features-dir /tmp/zslm/socher/features                            # same features
     python -m experiments.zsl_mining --pairs --seeds 0 --out /tmp/zslm/pairs  # 45 pairs
     python -m experiments.zsl_mining --quick --out /tmp/zsl_quick           # CI smoke run
+    python -m experiments.zsl_mining --features efficientnet_lite0 --out /tmp/zslm/effnet
+
+``--features efficientnet_lite0`` replaces the seen-class CNN by ImageNet-pretrained EfficientNet-Lite0
+features (:mod:`experiments.cifar10_pretrained_features`; the 32×32 images upsampled to
+``--image-size``): the 60,000 images are encoded once, cached as ``.npy`` in the features folder, and
+every seed uses the same features. ImageNet-1k has classes close to the unseen cat and truck, so
+these results are an upper bound, not zero-shot ones.
 
 ``--pairs`` repeats the study for each of the 45 unseen pairs of CIFAR-10 classes (no validation
 classes then: selection on held-out seen images, no calibration) and averages over the pairs.
@@ -26,15 +33,18 @@ classes then: selection on held-out seen images, no calibration) and averages ov
 from __future__ import annotations
 
 import argparse
+import functools
 import itertools
 import json
 import time
 from pathlib import Path
 
+import ml_collections
 import numpy as np
 
 import wsl_jax
 from configs import cifar10_zsl
+from experiments.cifar10_pretrained_features import task_features
 from wsl_jax.data.cifar_mosaic import CIFAR10_CLASSES
 from wsl_jax.data.zsl_splits import trainval_task
 from wsl_jax.data.zsl_tasks import load_task
@@ -46,6 +56,7 @@ from wsl_jax.zsl.protocol import (
     validation_metric,
 )
 
+FEATURES = ("cnn", "efficientnet_lite0")
 SCHEMES = ("uniform", "hard", "semi_hard", "uncertain", "correlated", "mixture", "bootstrap")
 QUICK = {
     "data.max_train_examples": 400,
@@ -83,7 +94,24 @@ def _config(args, seed, scheme, unseen=None):
         config.data.dir = args.cifar_path
     if args.class_vectors_dir:
         config.data.class_vectors_dir = args.class_vectors_dir
+    if args.features != "cnn":  # What the cached features depend on (load_task checks it).
+        config.features = ml_collections.ConfigDict(
+            {"backbone": args.features, "image_size": args.image_size}
+        )
     return config
+
+
+def _ensure_pretrained_features(args, config, workdir):
+    """Writes the seed's feature file ``config.data.features_cache`` from the pretrained backbone's
+    cached archive features, through ``load_task``'s ``cnn_features`` hook (the trainer then finds
+    the file and never trains a CNN)."""
+    hook = functools.partial(
+        task_features,
+        cache_dir=Path(config.data.features_cache).parent,
+        backbone=args.features,
+        image_size=args.image_size,
+    )
+    load_task(config, workdir, log=print, cnn_features=hook)
 
 
 def _curve(workdir):
@@ -128,6 +156,8 @@ def _command(args, scheme):
     flags = " --quick" if args.quick else ""
     flags += f" --class-vectors {args.class_vectors}" if args.class_vectors != "socher" else ""
     flags += " --pairs" if args.pairs else ""
+    if args.features != "cnn":
+        flags += f" --features {args.features} --image-size {args.image_size}"
     flags += f" --features-epochs {args.features_epochs}" if args.features_epochs else ""
     flags += f" --max-train-examples {args.max_train_examples}" if args.max_train_examples else ""
     flags += f" --features-dir {args.features_dir}" if args.features_dir else ""
@@ -155,6 +185,19 @@ def main(argv=None):
         default="",
         help="folder of the CIFAR-10 class vectors (default: $WSL_JAX_ZSL_CLASS_VECTORS)",
     )
+    parser.add_argument(
+        "--features",
+        choices=FEATURES,
+        default="cnn",
+        help="cnn: a small CNN trained on the training classes per seed; efficientnet_lite0: "
+        "ImageNet-pretrained features (not zero-shot: ImageNet has cat and truck classes)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=128,
+        help="with a pretrained backbone: the size the 32x32 images are upsampled to",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny budget (CI)")
     parser.add_argument(
         "--eszsl-coding",
@@ -163,6 +206,11 @@ def main(argv=None):
         help="ESZSL targets: pm1 (the paper's ±1) or 01 (one-hot)",
     )
     args = parser.parse_args(argv)
+    if args.features != "cnn" and (args.quick or args.features_epochs):
+        parser.error(
+            f"--features {args.features} encodes all 60,000 images with a fixed network: "
+            "--quick and --features-epochs are for the CNN features."
+        )
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     pairs = list(itertools.combinations(CIFAR10_CLASSES, 2)) if args.pairs else [None]
@@ -175,6 +223,8 @@ def main(argv=None):
             config = _config(args, seed, "hard" if scheme == "eszsl" else scheme, unseen)
             config.data.features_cache = str(cache)
             workdir = out / "runs" / scheme / tag
+            if args.features != "cnn" and not cache.is_file():
+                _ensure_pretrained_features(args, config, workdir)
             started = time.perf_counter()
             if scheme == "eszsl":
                 if not cache.is_file():  # features come from a metric-model run otherwise
@@ -210,6 +260,7 @@ def main(argv=None):
         ""
         if args.quick
         else "experiments/results/zsl_mining_"
+        + ("" if args.features == "cnn" else "effnet_")
         + args.class_vectors
         + ("_pairs" if args.pairs else "")
     )
@@ -272,6 +323,11 @@ def _plot(runs, path, args):
     ax.set_title(
         f"CIFAR-10 zero-shot ({args.class_vectors} vectors)"
         + (", 45 pairs" if args.pairs else ", unseen cat/truck")
+        + (
+            ""
+            if args.features == "cnn"
+            else f"\non {args.features} ImageNet features (not zero-shot)"
+        )
     )
     ax.grid(alpha=0.3)
     ax.legend()

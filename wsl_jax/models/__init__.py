@@ -16,6 +16,7 @@ from wsl_jax.models.convert import (
 from wsl_jax.models.efficientnet import EfficientNetLite0
 from wsl_jax.models.feature_cnn import FeatureCNN
 from wsl_jax.models.pretrained import pretrained_variables
+from wsl_jax.models.image_features import pretrained_features
 from wsl_jax.models.resnet import BasicBlock, Bottleneck, ResNet, ResNet18, ResNet50, ResNet101
 from wsl_jax.models.wsl import WSLHead, WSLNet, build_model
 
@@ -37,6 +38,7 @@ __all__ = (
     "build_model",
     "efficientnet_lite_to_flax",
     "load_torch_state_dict",
+    "pretrained_features",
     "pretrained_variables",
     "torch_key_to_flax",
     "torchvision_resnet_to_flax",
