@@ -107,6 +107,7 @@ def task_features(
     val_classes,
     log=None,
     *,
+    workdir=None,
     cache_dir,
     backbone,
     image_size,
@@ -116,8 +117,9 @@ def task_features(
     """The ``cnn_features`` hook of ``load_task``: ``pool_features``/``pool_labels`` (training
     images of the ``seen`` classes) and ``test_features``/``test_labels``, picked from
     :func:`archive_features` with ``config.data``'s limits as ``load_cifar10`` picks images
-    (``val_classes`` is unused: the features do not depend on the split)."""
-    del val_classes
+    (``val_classes`` and ``workdir`` are unused: the features do not depend on the split, and
+    nothing is trained)."""
+    del val_classes, workdir
     data = config.data
     arrays = archive_features(
         data.dir,
