@@ -1,8 +1,10 @@
 """Study 1: does negative evidence help? Pooling heads compared with one backbone and one budget.
 
 Each run trains ``configs/digits_weldon.py``'s small CNN (4 maps per class) on a data set with one
-pooling head, selects its step on validation, and ``evaluate_workdir`` reports test mAP, the pointing
-game and segmentation mIoU (background threshold chosen on validation). Heads:
+pooling head, selects its step on validation, and ``evaluate_workdir`` reports test mAP and the
+localization metrics: the pointing game, the pointwise localization mAP, MaxBoxAccV2 (and MaxBoxAcc at
+IoU 30/50/70), GT-known localization and PxAP (the WSOL metrics), and segmentation mIoU (the
+background and score-map thresholds chosen on validation). Heads:
 
 * ``gap`` (``k_max=1.0``: every region), ``gmp`` (``k_max=1``: one region), ``topk`` (``k⁺=0.2``,
   no negative evidence);
@@ -22,6 +24,9 @@ it) and adds its own, and the table and plot cover all of them, so the study can
     python -m experiments.negative_evidence --out /tmp/ne          # full study: 60 runs, ~1.5 h on 2 cores
     python -m experiments.negative_evidence --datasets cifar_mosaic --seeds 0 --out /tmp/ne  # 10 runs
     python -m experiments.negative_evidence --quick --out /tmp/ne  # CI: tiny data, a few steps
+    python -m experiments.negative_evidence --replot /tmp/ne/negative_evidence.json  # tables, plot
+
+Results files written before the WSOL metrics were recorded load and replot: "—" in the tables.
 
 Example (the config of one run, without training):
 
@@ -57,12 +62,41 @@ HEADS = {
     "k0.1": (0.1, 0.1, 0.7),
     "k0.4": (0.4, 0.4, 0.7),
 }
-K_SWEEP = (("k1", "1 region"), ("k0.05", "0.05"), ("k0.1", "0.1"), ("maxmin_0.7", "0.2"), ("k0.4", "0.4"))
+K_SWEEP = (
+    ("k1", "1 region"),
+    ("k0.05", "0.05"),
+    ("k0.1", "0.1"),
+    ("maxmin_0.7", "0.2"),
+    ("k0.4", "0.4"),
+)
 DATASETS = {
     # name → (tfds name, quick tfds name, image size, quick image size); study-sized builder configs.
     "cluttered_mnist": ("cluttered_mnist/small", "cluttered_mnist/tiny", (64, 64), (32, 32)),
     "cifar_mosaic": ("cifar_mosaic/small64", "cifar_mosaic/tiny", (64, 64), (64, 64)),
 }
+# The metrics recorded per run (None where the data set has no boxes/masks, or the results file
+# predates them), and those of the two tables: classification, then localization (WSOL).
+METRICS = (
+    "test_mAP",
+    "pointing_game",
+    "mIoU",
+    "pointwise_mAP",
+    "MaxBoxAccV2",
+    "MaxBoxAcc_30",
+    "MaxBoxAcc_50",
+    "MaxBoxAcc_70",
+    "gt_known_loc",
+    "PxAP",
+)
+MAIN_COLUMNS = (("test_mAP", "mAP"), ("pointing_game", "PG"), ("mIoU", "mIoU"))
+LOCALIZATION_COLUMNS = (
+    ("pointing_game", "PG"),
+    ("pointwise_mAP", "pointwise"),
+    ("MaxBoxAccV2", "MaxBoxAccV2"),
+    ("gt_known_loc", "GT-known"),
+    ("PxAP", "PxAP"),
+    ("mIoU", "mIoU"),
+)
 QUICK = {
     "model.backbone_kwargs.widths": (8, 16),
     "train.steps": 4,
@@ -129,10 +163,33 @@ def _one_run(config, workdir: Path) -> dict:
     return {
         "test_mAP": summary["test_mAP"],
         "best_step": summary["best_step"],
-        "pointing_game": test.get("pointing_game", {}).get("mean_over_classes"),
-        "mIoU": test.get("segmentation", {}).get("mIoU"),
+        **localization_record(test),
         "seconds": time.perf_counter() - started,
     }
+
+
+def localization_record(test: dict) -> dict:
+    """The localization figures of ``evaluate_workdir``'s test metrics, flat (None where absent).
+
+    >>> localization_record({"pointing_game": {"mean_over_classes": 0.9},
+    ...                      "wsol": {"MaxBoxAccV2": 0.5, "MaxBoxAcc": {"50": 0.6}}})
+    ... # doctest: +NORMALIZE_WHITESPACE
+    {'pointing_game': 0.9, 'mIoU': None, 'pointwise_mAP': None, 'MaxBoxAccV2': 0.5,
+     'MaxBoxAcc_30': None, 'MaxBoxAcc_50': 0.6, 'MaxBoxAcc_70': None, 'gt_known_loc': None,
+     'PxAP': None}
+    """
+    wsol = test.get("wsol", {})
+    box_acc = wsol.get("MaxBoxAcc", {})
+    record = {
+        "pointing_game": test.get("pointing_game", {}).get("mean_over_classes"),
+        "mIoU": test.get("segmentation", {}).get("mIoU"),
+        "pointwise_mAP": test.get("pointwise_localization", {}).get("mAP"),
+        "MaxBoxAccV2": wsol.get("MaxBoxAccV2"),
+        **{f"MaxBoxAcc_{iou}": box_acc.get(str(iou)) for iou in (30, 50, 70)},
+        "gt_known_loc": wsol.get("gt_known_loc"),
+        "PxAP": wsol.get("PxAP"),
+    }
+    return {key: None if value is None else float(value) for key, value in record.items()}
 
 
 def _finished_runs(results_path: Path, *, quick: bool, steps: int) -> list[dict]:
@@ -151,6 +208,8 @@ def _finished_runs(results_path: Path, *, quick: bool, steps: int) -> list[dict]
 def summarize(runs: list[dict]) -> dict:
     """``{dataset: {head: {metric: [mean, std, n]}}}`` over the seeds (std with ddof=0).
 
+    A metric a run lacks (absent or None: no boxes/masks, or an older results file) is left out.
+
     >>> summarize([{"dataset": "d", "head": "gap", "test_mAP": 0.5, "pointing_game": 1.0,
     ...             "mIoU": None}])
     {'d': {'gap': {'test_mAP': [0.5, 0.0, 1], 'pointing_game': [1.0, 0.0, 1]}}}
@@ -158,7 +217,7 @@ def summarize(runs: list[dict]) -> dict:
     table: dict = {}
     for run in runs:
         row = table.setdefault(run["dataset"], {}).setdefault(run["head"], {})
-        for metric in ("test_mAP", "pointing_game", "mIoU"):
+        for metric in METRICS:
             if run.get(metric) is not None:
                 row.setdefault(metric, []).append(run[metric])
     return {
@@ -170,48 +229,89 @@ def summarize(runs: list[dict]) -> dict:
     }
 
 
-def markdown_table(table: dict) -> str:
-    """One row per head, test mAP / pointing game / mIoU (mean ± std over seeds) per data set.
+def _cell(value) -> str:
+    if value is None:
+        return "—"
+    if value[2] == 1:  # One seed: no spread to show.
+        return f"{value[0]:.3f}"
+    return f"{value[0]:.3f} ± {value[1]:.3f}"
+
+
+def markdown_table(table: dict, columns=MAIN_COLUMNS) -> str:
+    """One row per head, ``columns`` (mean ± std over seeds) per data set; "—" where missing.
 
     >>> print(markdown_table({"d": {"gap": {"test_mAP": [0.5, 0.01, 3], "mIoU": [0.2, 0.0, 3]}}}))
     | head | d mAP | d PG | d mIoU |
     |---|---|---|---|
-    | gap | 0.500 ± 0.010 | – | 0.200 ± 0.000 |
+    | gap | 0.500 ± 0.010 | — | 0.200 ± 0.000 |
     """
     datasets = list(table)
-    header = ["head"] + [f"{d} {m}" for d in datasets for m in ("mAP", "PG", "mIoU")]
+    header = ["head"] + [f"{d} {label}" for d in datasets for _, label in columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for head in HEADS:
         if not any(head in table[d] for d in datasets):
             continue
         cells = [head]
         for d in datasets:
-            for metric in ("test_mAP", "pointing_game", "mIoU"):
-                value = table[d].get(head, {}).get(metric)
-                cells.append("–" if value is None else f"{value[0]:.3f} ± {value[1]:.3f}")
+            for metric, _ in columns:
+                cells.append(_cell(table[d].get(head, {}).get(metric)))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
+def localization_tables(table: dict) -> str:
+    """Per data set, one row per head: PG, pointwise, MaxBoxAccV2, GT-known loc., PxAP, mIoU.
+
+    >>> print(localization_tables({"d": {"gmp": {"pointing_game": [0.9, 0.0, 1]}}}))
+    d
+    | head | d PG | d pointwise | d MaxBoxAccV2 | d GT-known | d PxAP | d mIoU |
+    |---|---|---|---|---|---|---|
+    | gmp | 0.900 | — | — | — | — | — |
+    """
+    return "\n\n".join(
+        f"{dataset}\n" + markdown_table({dataset: heads}, LOCALIZATION_COLUMNS)
+        for dataset, heads in table.items()
+    )
+
+
+def _bars(axis, table_of_dataset: dict, heads: list, columns) -> None:
+    """Grouped bars: one group per head, one bar per metric of ``columns`` (mean, std error bar)."""
+    width = 0.8 / len(columns)
+    for j, (metric, label) in enumerate(columns):
+        values = [table_of_dataset[h].get(metric, [np.nan, 0.0])[:2] for h in heads]
+        x = np.arange(len(heads)) + (j - (len(columns) - 1) / 2) * width
+        axis.bar(x, [v[0] for v in values], width, yerr=[v[1] for v in values], label=label)
+    axis.set_xticks(np.arange(len(heads)), heads, rotation=20)
+    axis.set(ylim=(0, 1.05))
+    axis.legend(fontsize=7, ncol=2)
+
+
 def plot(table: dict, path: Path) -> None:
-    """Per data set: the metrics of the main heads (bars), and test mAP against k (the sweep)."""
+    """Per data set: the main heads' mAP/PG/mIoU, their localization (WSOL) metrics, and test mAP
+    against k (the sweep). Metrics a results file lacks are left blank."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     datasets = list(table)
-    fig, axes = plt.subplots(len(datasets), 2, figsize=(11, 3.2 * len(datasets)), squeeze=False)
+    fig, axes = plt.subplots(len(datasets), 3, figsize=(16, 3.4 * len(datasets)), squeeze=False)
     for row, dataset in enumerate(datasets):
         heads = [h for h in HEADS if h in table[dataset] and not h.startswith("k")]
-        bars, sweep = axes[row]
-        for j, metric in enumerate(("test_mAP", "pointing_game", "mIoU")):
-            values = [table[dataset][h].get(metric, [np.nan, 0.0])[:2] for h in heads]
-            x = np.arange(len(heads)) + (j - 1) * 0.27
-            bars.bar(x, [v[0] for v in values], 0.27, yerr=[v[1] for v in values], label=metric)
-        bars.set_xticks(np.arange(len(heads)), heads, rotation=20)
-        bars.set(title=f"{dataset}: heads", ylim=(0, 1.05))
-        bars.legend(fontsize=8)
+        bars, localization, sweep = axes[row]
+        _bars(bars, table[dataset], heads, MAIN_COLUMNS)
+        bars.set(title=f"{dataset}: heads")
+        wsol_columns = [c for c in LOCALIZATION_COLUMNS if c[0] not in ("pointing_game", "mIoU")]
+        _bars(localization, table[dataset], heads, LOCALIZATION_COLUMNS)
+        localization.set(title=f"{dataset}: localization")
+        if not any(m in table[dataset][h] for h in heads for m, _ in wsol_columns):
+            localization.text(
+                0.5,
+                0.5,
+                "no WSOL metrics in this results file",
+                ha="center",
+                transform=localization.transAxes,
+            )
         points = [
             (label, table[dataset][h]["test_mAP"]) for h, label in K_SWEEP if h in table[dataset]
         ]
@@ -241,6 +341,29 @@ def _write_results(path: Path, runs: list[dict], args) -> dict:
     return results
 
 
+def replot(results_path: Path, png_path: Path | None = None) -> dict:
+    """Re-tabulates and re-plots a results file without training (older files: "—" and blank bars
+    for the metrics they lack); the plot goes beside it (``.png``) unless ``png_path`` is given.
+
+        python -m experiments.negative_evidence --replot experiments/results/negative_evidence.json
+    """
+    results_path = Path(results_path)
+    if not results_path.is_file():
+        raise FileNotFoundError(
+            f"--replot expects a negative_evidence results file, got {results_path}"
+        )
+    results = json.loads(results_path.read_text())
+    results["table"] = summarize(results["runs"])
+    plot(results["table"], png_path or results_path.with_suffix(".png"))
+    return results
+
+
+def _print_tables(table: dict) -> None:
+    print(markdown_table(table))
+    print("\nLocalization (test):\n")
+    print(localization_tables(table))
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny data and budget (CI)")
@@ -256,7 +379,17 @@ def main(argv=None) -> dict:
         "--cifar-path", default=None, help="cifar10-jpg.tar.gz (default: $WSL_JAX_CIFAR10)"
     )
     parser.add_argument("--out", default="/tmp/negative_evidence", type=Path)
+    parser.add_argument(
+        "--replot",
+        type=Path,
+        default=None,
+        help="a results file: print its tables and redraw its plot (beside it), no training",
+    )
     args = parser.parse_args(argv)
+    if args.replot is not None:
+        results = replot(args.replot)
+        _print_tables(results["table"])
+        return results
     if args.quick and args.seeds == [0, 1, 2]:
         args.seeds = [0]
     from tqdm.auto import tqdm
@@ -285,7 +418,7 @@ def main(argv=None) -> dict:
         results = _write_results(results_path, runs, args)  # After every run: partial results.
     results = _write_results(results_path, runs, args)
     plot(results["table"], args.out / "negative_evidence.png")
-    print(markdown_table(results["table"]))
+    _print_tables(results["table"])
     return results
 
 

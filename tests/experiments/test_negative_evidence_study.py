@@ -1,4 +1,5 @@
-"""``python -m experiments.negative_evidence --quick`` on the real MNIST: heads train, metrics and plot written."""
+"""``python -m experiments.negative_evidence --quick`` on the real MNIST: heads train, metrics (WSOL
+included) and plot written; an older results file replots."""
 
 import doctest
 import json
@@ -42,9 +43,12 @@ def test_quick_study_writes_results_plot_and_resumes(tmp_path, monkeypatch):
     saved = json.loads((out / "negative_evidence.json").read_text())
     table = saved["table"]["cluttered_mnist"]
     assert sorted(table) == ["gmp", "maxmin_0.7"]
+    wsol = ("pointwise_mAP", "MaxBoxAccV2", "gt_known_loc", "PxAP")
     for metrics in table.values():
-        assert 0.0 <= metrics["test_mAP"][0] <= 1.0
-        assert 0.0 <= metrics["pointing_game"][0] <= 1.0 and 0.0 <= metrics["mIoU"][0] <= 1.0
+        for metric in ("test_mAP", "pointing_game", "mIoU", *wsol):
+            assert 0.0 <= metrics[metric][0] <= 1.0, metric
+    for run in saved["runs"]:  # Every run records the WSOL metrics, not only the table.
+        assert all(0.0 <= run[metric] <= 1.0 for metric in wsol), run
     assert (out / "negative_evidence.png").stat().st_size > 5000
 
     # The same command again resumes: the finished runs are kept, nothing is trained again.
@@ -56,3 +60,34 @@ def test_quick_study_writes_results_plot_and_resumes(tmp_path, monkeypatch):
     assert again["runs"] == saved["runs"] and again["table"] == saved["table"]
     with pytest.raises(ValueError, match="another budget"):
         study.main([*args, "--steps", "7"])  # Would mix budgets in one results file.
+
+
+def test_an_older_results_file_without_the_wsol_metrics_still_replots(tmp_path, capsys):
+    old = {
+        "study": "negative_evidence",
+        "quick": False,
+        "steps": 500,
+        "seeds": [0],
+        "runs": [
+            {
+                "dataset": "cifar_mosaic",
+                "head": head,
+                "seed": 0,
+                "test_mAP": 0.4,
+                "pointing_game": 0.7,
+                "mIoU": 0.1,
+            }
+            for head in ("gmp", "maxmin_0.7")
+        ],
+    }
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(old))
+    results = study.main(["--replot", str(path)])
+    assert results["table"]["cifar_mosaic"]["gmp"] == {
+        "test_mAP": [0.4, 0.0, 1],
+        "pointing_game": [0.7, 0.0, 1],
+        "mIoU": [0.1, 0.0, 1],
+    }
+    printed = capsys.readouterr().out
+    assert "| gmp | 0.700 | — | — | — | — | 0.100 |" in printed
+    assert path.with_suffix(".png").stat().st_size > 5000
