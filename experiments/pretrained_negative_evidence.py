@@ -90,15 +90,40 @@ def data_config(*, quick: bool, data_dir: str, cifar_path) -> ml_collections.Con
     return data
 
 
-def cache_features(data, cache: Path, *, batch_size: int = 50) -> dict:
+def backbone_features(forward, source, data, *, batch_size: int = 50) -> dict:
+    """``{"features": float16 (N, h, w, D), labels, boxes, …}`` of ``source`` in its order (no augmentation).
+
+    ``forward(images) -> features`` is the backbone in eval mode; the other fields are the
+    evaluation fields of ``make_eval_dataset``'s batches (the padding rows dropped).
+    """
+    from wsl_jax.data import make_eval_dataset
+    from wsl_jax.data.catalog import pipeline_options
+
+    fields: dict = {}
+    for host in make_eval_dataset(
+        source,
+        batch_size=batch_size,
+        image_size=tuple(data.image_size),
+        **pipeline_options(data),
+    ):
+        valid = host["valid"]
+        features = np.asarray(forward(host["image"]))[valid].astype(np.float16)
+        fields.setdefault("features", []).append(features)
+        for key in ("labels", "boxes", "label_per_box", "box_mask", "mask"):
+            if key in host:
+                fields.setdefault(key, []).append(np.asarray(host[key])[valid])
+    return {k: np.concatenate(v) for k, v in fields.items()}
+
+
+def cache_features(data, cache: Path, *, batch_size: int = 50, backbone=None) -> dict:
     """``{split: arrays}``: backbone features (float16) and the evaluation fields, computed once.
 
-    A split already in ``cache`` (``<split>.npz``) is read back, not recomputed.
+    A split already in ``cache`` (``<split>.npz``) is read back, not recomputed. ``backbone``:
+    ``(module, variables)``; default EfficientNet-Lite0 with its packaged ImageNet weights.
     """
     import jax
 
-    from wsl_jax.data import make_eval_dataset
-    from wsl_jax.data.catalog import open_splits, pipeline_options
+    from wsl_jax.data.catalog import open_splits
     from wsl_jax.models import build_backbone, pretrained_variables
 
     cache.mkdir(parents=True, exist_ok=True)
@@ -110,24 +135,15 @@ def cache_features(data, cache: Path, *, batch_size: int = 50) -> dict:
             continue
         if sources is None:
             sources = open_splits(data)
-            backbone = build_backbone("efficientnet_lite0")
-            variables = pretrained_variables("efficientnet_lite0")
-            forward = jax.jit(functools.partial(backbone.apply, variables, train=False))
-        fields: dict = {}
+            if backbone is None:
+                backbone = (
+                    build_backbone("efficientnet_lite0"),
+                    pretrained_variables("efficientnet_lite0"),
+                )
+            module, variables = backbone
+            forward = jax.jit(functools.partial(module.apply, variables, train=False))
         started = time.perf_counter()
-        for host in make_eval_dataset(
-            sources[split],
-            batch_size=batch_size,
-            image_size=tuple(data.image_size),
-            **pipeline_options(data),
-        ):
-            valid = host["valid"]
-            features = np.asarray(forward(host["image"]))[valid].astype(np.float16)
-            fields.setdefault("features", []).append(features)
-            for key in ("labels", "boxes", "label_per_box", "box_mask", "mask"):
-                if key in host:
-                    fields.setdefault(key, []).append(np.asarray(host[key])[valid])
-        out[split] = {k: np.concatenate(v) for k, v in fields.items()}
+        out[split] = backbone_features(forward, sources[split], data, batch_size=batch_size)
         np.savez(path, **out[split])
         print(
             f"features of {split}: {out[split]['features'].shape} in "
@@ -344,8 +360,15 @@ def _get(tree: dict, path):
     return float(tree)
 
 
-def summarize(runs: list[dict]) -> dict:
+def _metrics(run: dict, stage: str | None) -> dict:
+    """The metrics of ``run``: the run itself, or its ``run[stage]`` block (e.g. ``"probe"``)."""
+    return run if stage is None else run.get(stage) or {}
+
+
+def summarize(runs: list[dict], stage: str | None = None) -> dict:
     """``{head: {metric: [mean, std, n]}}`` over the seeds (std with ddof=0).
+
+    ``stage``: read the metrics of each run from ``run[stage]`` (a run with several evaluations).
 
     >>> summarize([{"head": "gap", "seed": 0, "test_mAP": 0.5}, {"head": "gap", "seed": 1, "test_mAP": 0.7}])
     {'gap': {'test_mAP': [0.6, 0.1, 2]}}
@@ -353,9 +376,10 @@ def summarize(runs: list[dict]) -> dict:
     table: dict = {}
     for run in runs:
         row = table.setdefault(run["head"], {})
+        values = _metrics(run, stage)
         for metric, _ in METRICS:
-            if run.get(metric) is not None:
-                row.setdefault(metric, []).append(run[metric])
+            if values.get(metric) is not None:
+                row.setdefault(metric, []).append(values[metric])
     return {
         head: {
             m: [round(float(np.mean(v)), 6), round(float(np.std(v)), 6), len(v)]
@@ -365,15 +389,17 @@ def summarize(runs: list[dict]) -> dict:
     }
 
 
-def paired_differences(runs: list[dict]) -> dict:
+def paired_differences(runs: list[dict], stage: str | None = None) -> dict:
     """``{"a − b": {metric: [mean, std, n better, n]}}`` over the seeds both heads ran (same seed).
+
+    ``stage``: as in :func:`summarize`.
 
     >>> runs = [{"head": h, "seed": s, "test_mAP": v} for h, s, v in
     ...         [("maxmin_0.7", 0, 0.6), ("topk", 0, 0.5), ("maxmin_0.7", 1, 0.5), ("topk", 1, 0.6)]]
     >>> paired_differences(runs)["maxmin_0.7 − topk"]["test_mAP"]
     [0.0, 0.1, 1, 2]
     """
-    by = {(r["head"], r["seed"]): r for r in runs}
+    by = {(r["head"], r["seed"]): _metrics(r, stage) for r in runs}
     out = {}
     for a, b in PAIRS:
         seeds = sorted(s for h, s in by if h == a and (b, s) in by)
@@ -400,11 +426,15 @@ def paired_differences(runs: list[dict]) -> dict:
 def markdown_tables(table: dict, pairs: dict) -> str:
     """The per-head table (mean ± std over seeds) and the paired differences, in Markdown.
 
+    An empty ``table`` leaves the per-head table out (the paired differences alone).
+
     >>> print(markdown_tables({"gap": {"test_mAP": [0.5, 0.01, 3]}}, {}).splitlines()[2])
     | gap | 3 | 0.500 ± 0.010 | – | – | – | – | – | – |
     """
     names = [m for m, _ in METRICS]
-    lines = ["| head | seeds | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 2)]
+    lines = []
+    if table:
+        lines = ["| head | seeds | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 2)]
     for head in HEADS:
         if head in table:
             row = table[head]
@@ -413,7 +443,7 @@ def markdown_tables(table: dict, pairs: dict) -> str:
             lines.append(f"| {head} | {n} | " + " | ".join(cells) + " |")
     if pairs:
         lines += [
-            "",
+            *([""] if lines else []),
             "| paired difference | " + " | ".join(names) + " |",
             "|" + "---|" * (len(names) + 1),
         ]
