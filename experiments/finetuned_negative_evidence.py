@@ -23,16 +23,19 @@ random initialisation does not distort the pretrained features in the first step
 **BatchNorm: frozen (eval mode).** The backbone's BatchNorm layers use their ImageNet running
 statistics during fine-tuning (``train=False``; their scale and offset are still trained). With 16
 images per step, batch statistics are noisy (the last stages see 16 × 7 × 7 positions), and the
-mosaics' gray, mostly empty backgrounds are far from ImageNet's statistics, so train-mode BN would
+mosaics (mostly noisy gray background) are not ImageNet photographs, so train-mode BN would
 shift every feature at the first step: the probed head would then sit on features other than those
 it was fitted on, undoing the point of LP-FT. Frozen statistics are the usual choice for
 small-batch fine-tuning (detection and segmentation fine-tune with frozen BN for this reason) and
 make step 0 exactly the probe (the ``val_mAP_step0`` of a run equals the probe's ``val_mAP`` up to
 the float16 of the cache).
 
-Cost on the 2-core CPU (idle): a fine-tuning step of 16 images at 224 px ≈ 3 s, a validation pass
-(300 canvases) ≈ 25 s, the test features (500) ≈ 40 s; the defaults (60 steps, validation at 0, 30,
-60) cost about 5 min per run on top of the probe (about 1 min). Each run is appended to
+Cost, measured on the 2-core CPU while another job kept one core busy (topk, seed 0): probe
+31 s (600 steps on the cache and its evaluation), fine-tuning step of 16 images at 224 px 3.9 s
+(the first, which compiles, ~40 s more), validation pass (300 canvases) 7.6 s, test features (500)
+10 s, ``evaluate_head`` of the fine-tuned head 10 s: 353 s per run with the defaults (60 steps,
+validation at 0, 20, 40, 60). Frozen BN does not make the step cheaper than train-mode BN here
+(both ≈ 3–4 s), so the choice is made for the reason above, not for speed. Each run is appended to
 ``finetuned_negative_evidence.json`` under ``--out`` when it ends (re-running the command resumes,
 skipping finished runs; a different budget is refused; a later invocation with other ``--heads`` /
 ``--seeds`` adds to it); the summaries (mean ± std per head for the probe and the fine-tuned
