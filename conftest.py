@@ -12,6 +12,6 @@ os.environ.setdefault("JAX_PLATFORMS", "cpu")
 
 # The XLA flags that train.py and the other entry points add (importing wsl_jax adds none), so that
 # this process and the train.py subprocesses of the tests compute alike (bitwise-resume tests).
-import wsl_jax  # noqa: E402
+import wsl_jax
 
 wsl_jax.use_recommended_xla_flags()

@@ -26,8 +26,8 @@ import optax
 
 from wsl_jax.data import make_global_batch
 from wsl_jax.train.state import TrainState
-from wsl_jax.zsl import init_metric_params
 from wsl_jax.train.zero_shot import make_mesh, make_zsl_train_step
+from wsl_jax.zsl import init_metric_params
 
 N, D, P, C = 23_527, 2048, 85, 40
 

@@ -12,12 +12,11 @@ import pytest
 
 from wsl_jax.ranking import ap_loss_augmented_ranking, ap_ranking_loss
 
-
 # ---------------------------------------------------------------------------------------------
 # Independent reference implementations (NumPy, float64, from the definitions)
 # ---------------------------------------------------------------------------------------------
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _all_orders(n):
     """All permutations of n items (row k: items from top to bottom) and the items' ranks."""
     orders = np.array(list(itertools.permutations(range(n))), dtype=np.int64).reshape(-1, n)

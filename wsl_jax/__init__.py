@@ -8,92 +8,97 @@ Example:
   Array([2.], dtype=float32)
 """
 from wsl_jax._xla_flags import use_recommended_xla_flags
-from wsl_jax.localization import RESIZE_METHODS
-from wsl_jax.localization import boxes_to_pixels
-from wsl_jax.localization import class_maps_to_heatmaps
-from wsl_jax.localization import normalize_heatmaps
-from wsl_jax.localization import segmentation_from_heatmaps
-from wsl_jax.localization_metrics import confusion_matrix
-from wsl_jax.localization_metrics import maxboxacc
-from wsl_jax.localization_metrics import maxboxacc_hits
-from wsl_jax.localization_metrics import mean_iou
-from wsl_jax.localization_metrics import pointing_game
-from wsl_jax.localization_metrics import pointing_game_accuracy
-from wsl_jax.localization_metrics import pointwise_localization
-from wsl_jax.localization_metrics import pointwise_localization_hits
-from wsl_jax.localization_metrics import pxap
-from wsl_jax.localization_metrics import pxap_histograms
-from wsl_jax.losses import multiclass_hinge
-from wsl_jax.losses import multilabel_hinge
-from wsl_jax.losses import multilabel_soft_margin
-from wsl_jax.losses import softmax_cross_entropy
-from wsl_jax.metrics import AP_MODES
-from wsl_jax.metrics import average_precision
-from wsl_jax.metrics import mean_average_precision
-from wsl_jax.metrics import per_class_mean_accuracy
-from wsl_jax.metrics import top1_accuracy
-from wsl_jax.models import BACKBONES
-from wsl_jax.models import VGG16
-from wsl_jax.models import ResNet
-from wsl_jax.models import ResNet18
-from wsl_jax.models import ResNet50
-from wsl_jax.models import ResNet101
-from wsl_jax.models import SmallCNN
-from wsl_jax.models import WSLHead
-from wsl_jax.models import WSLNet
-from wsl_jax.models import build_backbone
-from wsl_jax.models import build_model
-from wsl_jax.pooling import CONVENTIONS
-from wsl_jax.pooling import class_wise_mean
-from wsl_jax.pooling import lse_pool
-from wsl_jax.pooling import max_min_pool
-from wsl_jax.pooling import resolve_k
-from wsl_jax.ranking import ap_loss_augmented_ranking
-from wsl_jax.ranking import ap_ranking_loss
+from wsl_jax.localization import (
+    RESIZE_METHODS,
+    boxes_to_pixels,
+    class_maps_to_heatmaps,
+    normalize_heatmaps,
+    segmentation_from_heatmaps,
+)
+from wsl_jax.localization_metrics import (
+    confusion_matrix,
+    maxboxacc,
+    maxboxacc_hits,
+    mean_iou,
+    pointing_game,
+    pointing_game_accuracy,
+    pointwise_localization,
+    pointwise_localization_hits,
+    pxap,
+    pxap_histograms,
+)
+from wsl_jax.losses import (
+    multiclass_hinge,
+    multilabel_hinge,
+    multilabel_soft_margin,
+    softmax_cross_entropy,
+)
+from wsl_jax.metrics import (
+    AP_MODES,
+    average_precision,
+    mean_average_precision,
+    per_class_mean_accuracy,
+    top1_accuracy,
+)
+from wsl_jax.models import (
+    BACKBONES,
+    VGG16,
+    ResNet,
+    ResNet18,
+    ResNet50,
+    ResNet101,
+    SmallCNN,
+    WSLHead,
+    WSLNet,
+    build_backbone,
+    build_model,
+)
+from wsl_jax.pooling import CONVENTIONS, class_wise_mean, lse_pool, max_min_pool, resolve_k
+from wsl_jax.ranking import ap_loss_augmented_ranking, ap_ranking_loss
 
 __version__ = "0.1.0"
 
 __all__ = (
     "AP_MODES",
     "BACKBONES",
+    "CONVENTIONS",
+    "RESIZE_METHODS",
+    "VGG16",
     "ResNet",
     "ResNet18",
     "ResNet50",
     "ResNet101",
     "SmallCNN",
-    "VGG16",
     "WSLHead",
     "WSLNet",
+    "ap_loss_augmented_ranking",
+    "ap_ranking_loss",
+    "average_precision",
+    "boxes_to_pixels",
     "build_backbone",
     "build_model",
-    "CONVENTIONS",
-    "ap_loss_augmented_ranking",
-    "RESIZE_METHODS",
-    "ap_ranking_loss",
-    "boxes_to_pixels",
     "class_maps_to_heatmaps",
+    "class_wise_mean",
     "confusion_matrix",
+    "lse_pool",
+    "max_min_pool",
     "maxboxacc",
     "maxboxacc_hits",
+    "mean_average_precision",
     "mean_iou",
+    "multiclass_hinge",
+    "multilabel_hinge",
+    "multilabel_soft_margin",
     "normalize_heatmaps",
+    "per_class_mean_accuracy",
     "pointing_game",
     "pointing_game_accuracy",
     "pointwise_localization",
     "pointwise_localization_hits",
     "pxap",
     "pxap_histograms",
-    "segmentation_from_heatmaps",
-    "average_precision",
-    "class_wise_mean",
-    "lse_pool",
-    "max_min_pool",
-    "mean_average_precision",
-    "multiclass_hinge",
-    "multilabel_hinge",
-    "multilabel_soft_margin",
-    "per_class_mean_accuracy",
     "resolve_k",
+    "segmentation_from_heatmaps",
     "softmax_cross_entropy",
     "top1_accuracy",
     "use_recommended_xla_flags",

@@ -36,6 +36,7 @@ import numbers
 
 import jax
 import jax.numpy as jnp
+
 from wsl_jax._arrays import at_least_float32 as _float
 
 __all__ = [

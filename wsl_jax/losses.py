@@ -24,13 +24,16 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from wsl_jax._arrays import check_class_ids, is_concrete as _concrete, at_least_float32 as _float
+
+from wsl_jax._arrays import at_least_float32 as _float
+from wsl_jax._arrays import check_class_ids
+from wsl_jax._arrays import is_concrete as _concrete
 
 __all__ = [
-    "softmax_cross_entropy",
     "multiclass_hinge",
-    "multilabel_soft_margin",
     "multilabel_hinge",
+    "multilabel_soft_margin",
+    "softmax_cross_entropy",
 ]
 
 

@@ -38,7 +38,8 @@ from __future__ import annotations
 
 import functools
 import numbers
-from typing import Sequence, Union
+from collections.abc import Sequence
+from typing import Union
 
 import jax
 import jax.numpy as jnp
@@ -51,7 +52,7 @@ Axis = Union[int, Sequence[int]]
 
 CONVENTIONS = ("paper", "wildcat")
 
-__all__ = ["resolve_k", "max_min_pool", "class_wise_mean", "lse_pool", "CONVENTIONS"]
+__all__ = ["CONVENTIONS", "class_wise_mean", "lse_pool", "max_min_pool", "resolve_k"]
 
 
 # --------------------------------------------------------------------------------------------------

@@ -60,6 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import lax
+
 from wsl_jax._arrays import is_concrete as _concrete
 
 __all__ = ["ap_loss_augmented_ranking", "ap_ranking_loss"]

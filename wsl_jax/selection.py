@@ -28,7 +28,7 @@ Example (the top 2 and the bottom 1 of five regions; the tie at 3 needs no tie-b
 
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
@@ -41,7 +41,7 @@ _INT_MIN = np.iinfo(np.int32).min
 _COUNT_PASSES = 6  # Counting passes before snapping.
 _SNAP_PASSES = 16  # Snapping passes before the exact fallback.
 
-__all__ = ["selection_masks", "threshold_masks", "exact_masks"]
+__all__ = ["exact_masks", "selection_masks", "threshold_masks"]
 
 
 def _count(mask: jax.Array, axis: int) -> jax.Array:
@@ -55,7 +55,7 @@ def _count(mask: jax.Array, axis: int) -> jax.Array:
 
 
 def selection_masks(
-    rows: jax.Array, valid: Optional[jax.Array], ks: Sequence, descending: Sequence[bool]
+    rows: jax.Array, valid: jax.Array | None, ks: Sequence, descending: Sequence[bool]
 ):
     """Masks of the ``ks[i]`` largest (``descending[i]``) or smallest scores on axis 1 of ``rows``.
 

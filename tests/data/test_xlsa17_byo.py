@@ -5,8 +5,8 @@ trained and tested end to end under the GBU protocol."""
 import numpy as np
 import pytest
 
-from wsl_jax.data.xlsa17 import write_xlsa17
 from configs.zsl_base import xlsa17_config
+from wsl_jax.data.xlsa17 import write_xlsa17
 from wsl_jax.train.zero_shot import evaluate_zsl_workdir, train_and_evaluate_zsl
 
 NUM_CLASSES, UNSEEN, VAL = 12, [9, 10, 11], [7, 8]

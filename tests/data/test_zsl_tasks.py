@@ -12,8 +12,8 @@ import pytest
 import scipy.io
 
 from configs import cifar10_zsl, xlsa17_awa2
-from wsl_jax.train import train_and_evaluate
 from wsl_jax.data.zsl_splits import holdout_split
+from wsl_jax.train import train_and_evaluate
 
 ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / ".." / "shared" / "data"

@@ -8,17 +8,17 @@ from jax import lax
 
 from wsl_jax.models import (
     BACKBONES,
+    VGG16,
     Bottleneck,
     ResNet,
     ResNet18,
     ResNet50,
     ResNet101,
     SmallCNN,
-    VGG16,
     build_backbone,
+    layers,
     torch_key_to_flax,
 )
-from wsl_jax.models import layers
 
 
 def randn(shape, seed=0):

@@ -20,15 +20,15 @@ import pytest
 import scipy.io
 from PIL import Image
 
+from configs.zsl_base import synthetic_config
 from tests.train.tiny_run import TINY
 from tests.train.tiny_run import tiny_config as make_tiny_config
 from wsl_jax import losses, metrics, ranking
 from wsl_jax.data import prepare_dataset
 from wsl_jax.train import evaluation, loop
 from wsl_jax.train.guard import CorruptCheckpointError
-from wsl_jax.zsl import zsl_accuracy
-from configs.zsl_base import synthetic_config
 from wsl_jax.train.zero_shot import evaluate_zsl_workdir, train_and_evaluate_zsl
+from wsl_jax.zsl import zsl_accuracy
 
 ROOT = Path(__file__).resolve().parents[2]
 # The tiny run with convolutions large enough that orbax stores their bytes outside its checksummed

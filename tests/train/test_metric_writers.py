@@ -4,7 +4,6 @@ import json
 
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
 from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
 from tensorboard.compat.proto.event_pb2 import SessionLog
 

@@ -9,6 +9,7 @@ import optax
 import orbax.checkpoint as ocp
 import pytest
 
+from configs.zsl_base import synthetic_config
 from wsl_jax.data import make_global_batch
 from wsl_jax.train import train_and_evaluate
 from wsl_jax.train.state import TrainState
@@ -18,7 +19,6 @@ from wsl_jax.train.zero_shot import (
     train_and_evaluate_zsl,
 )
 from wsl_jax.zsl import SCHEMES, init_metric_params
-from configs.zsl_base import synthetic_config
 from wsl_jax.zsl.mining import mining_options
 
 

@@ -8,12 +8,12 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from wsl_jax.zsl import choose_calibration
 from configs.zsl_base import synthetic_config
-from wsl_jax.zsl.protocol import retrain_config, score_split
 from wsl_jax.data.zsl_splits import trainval_task
 from wsl_jax.data.zsl_tasks import load_task
 from wsl_jax.train.zero_shot import train_and_evaluate_zsl
+from wsl_jax.zsl import choose_calibration
+from wsl_jax.zsl.protocol import retrain_config, score_split
 
 
 def _config(**overrides):

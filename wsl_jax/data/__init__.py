@@ -18,13 +18,27 @@ Example (build the ``tiny`` config, then draw a training batch):
   ((8, 32, 32, 1), (8, 10), True)
 """
 from wsl_jax.data.cifar_mosaic import CIFAR10_CLASSES, CifarMosaic, MosaicConfig, read_cifar_archive
-from wsl_jax.data.clutter import CanvasSpec, DigitPool, compose_canvas, example_rng, split_pool_indices
+from wsl_jax.data.clutter import (
+                                   CanvasSpec,
+                                   DigitPool,
+                                   compose_canvas,
+                                   example_rng,
+                                   split_pool_indices,
+)
 from wsl_jax.data.cluttered_digits import ClutteredConfig, ClutteredDigits, load_sklearn_digits
 from wsl_jax.data.cluttered_mnist import ClutteredMnist
 from wsl_jax.data.idx import load_mnist, read_idx
 from wsl_jax.data.image_folder import LabeledImageFolder, scan_image_folder
-from wsl_jax.data.pipeline import (augment, make_eval_dataset, make_global_batch, make_train_dataset,
-                                   normalize, num_eval_batches, pad_ragged, shard_bounds)
+from wsl_jax.data.pipeline import (
+                                   augment,
+                                   make_eval_dataset,
+                                   make_global_batch,
+                                   make_train_dataset,
+                                   normalize,
+                                   num_eval_batches,
+                                   pad_ragged,
+                                   shard_bounds,
+)
 from wsl_jax.data.source import open_source, prepare_dataset
 from wsl_jax.data.voc import VOC_CLASSES, MappedSource, voc_example, voc_source
 from wsl_jax.data.xlsa17 import Xlsa17Data, load_att_splits, load_res101, load_xlsa17

@@ -30,7 +30,7 @@ Example (one canvas from a pool of bar-shaped "digits"):
 from __future__ import annotations
 
 import dataclasses
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
@@ -77,7 +77,7 @@ class DigitPool:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def subset(self, indices) -> "DigitPool":
+    def subset(self, indices) -> DigitPool:
         """The pool restricted to ``indices`` (positions in this pool), keeping original ids.
 
         >>> DigitPool(np.zeros((3, 8, 8), np.uint8), np.array([1, 2, 3])).subset([2]).ids.tolist()

@@ -34,14 +34,20 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
 from PIL import Image
 
-from wsl_jax.data.clutter import (NUM_CLASSES, CanvasSpec, DigitPool, compose_canvas, example_rng,
-                                  split_pool_indices)
+from wsl_jax.data.clutter import (
+    NUM_CLASSES,
+    CanvasSpec,
+    DigitPool,
+    compose_canvas,
+    example_rng,
+    split_pool_indices,
+)
 
 SPLITS = ("train", "validation", "test")
 

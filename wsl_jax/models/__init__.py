@@ -15,8 +15,8 @@ from wsl_jax.models.convert import (
 )
 from wsl_jax.models.efficientnet import EfficientNetLite0
 from wsl_jax.models.feature_cnn import FeatureCNN
-from wsl_jax.models.pretrained import pretrained_variables
 from wsl_jax.models.image_features import pretrained_features
+from wsl_jax.models.pretrained import pretrained_variables
 from wsl_jax.models.resnet import BasicBlock, Bottleneck, ResNet, ResNet18, ResNet50, ResNet101
 from wsl_jax.models.wsl import WSLHead, WSLNet, build_model
 
