@@ -327,28 +327,14 @@ def plot(runs: list[dict], results: dict, path: Path) -> None:
         ax.set_xticks(np.arange(len(heads)), heads, rotation=20)
         ax.set(title=f"{metric} (bars: mean; dots: seeds)")
         ax.legend(fontsize=7)
-    diffs = axes[-1]
-    names = [m for m, _ in pre.METRICS]
     bars = [
         (f"{pair} ({'FT' if stage == 'finetuned' else 'probe'})", row)
         for stage in STAGES
         for pair, row in results["paired_differences"][stage].items()
     ]
-    width = 0.8 / max(len(bars), 1)
-    for j, (label, row) in enumerate(bars):
-        x = np.arange(len(names)) + (j - (len(bars) - 1) / 2) * width
-        diffs.bar(
-            x,
-            [row.get(m, [np.nan, 0])[0] for m in names],
-            width,
-            yerr=[row.get(m, [0, 0])[1] for m in names],
-            label=label,
-        )
-    diffs.axhline(0, color="k", lw=0.8)
-    diffs.set_xticks(np.arange(len(names)), names, rotation=25)
-    diffs.set(title="paired differences (same seed), mean ± std")
-    if bars:
-        diffs.legend(fontsize=6)
+    pre.paired_difference_bars(
+        axes[-1], bars, title="paired differences (same seed), mean ± std", fontsize=6
+    )
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -490,24 +490,33 @@ def plot(table: dict, pairs: dict, path: Path) -> None:
             )
     sweep.set(title="k⁺ = k⁻ = k, λ = 0.7 (49 regions)", xlabel="k")
     sweep.legend(fontsize=7)
+    paired_difference_bars(diffs, list(pairs.items()), title="paired differences (same seed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def paired_difference_bars(ax, rows: list, *, title: str, fontsize: int = 7) -> None:
+    """Grouped bars on ``ax``: one group per metric, one bar (mean ± std) per ``(label, row)``.
+
+    ``row`` is a ``{metric: [mean, std, …]}`` of :func:`paired_differences`.
+    """
     names = [m for m, _ in METRICS]
-    width = 0.8 / max(len(pairs), 1)
-    for j, (pair, row) in enumerate(pairs.items()):
-        x = np.arange(len(names)) + (j - (len(pairs) - 1) / 2) * width
-        diffs.bar(
+    width = 0.8 / max(len(rows), 1)
+    for j, (label, row) in enumerate(rows):
+        x = np.arange(len(names)) + (j - (len(rows) - 1) / 2) * width
+        ax.bar(
             x,
             [row.get(m, [np.nan, 0])[0] for m in names],
             width,
             yerr=[row.get(m, [0, 0])[1] for m in names],
-            label=pair,
+            label=label,
         )
-    diffs.axhline(0, color="k", lw=0.8)
-    diffs.set_xticks(np.arange(len(names)), names, rotation=25)
-    diffs.set(title="paired differences (same seed)")
-    diffs.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    ax.axhline(0, color="k", lw=0.8)
+    ax.set_xticks(np.arange(len(names)), names, rotation=25)
+    ax.set(title=title)
+    if rows:
+        ax.legend(fontsize=fontsize)
 
 
 def _budget(args) -> dict:
